@@ -1,0 +1,3 @@
+"""calcsig: calcification signatures from mammograms."""
+
+__version__ = "0.1.0"

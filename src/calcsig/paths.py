@@ -1,0 +1,33 @@
+"""Where the repository's shipped files live, and atomic file writing."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+# calcsig is installed editable from its repository (README); the workflow's
+# schemas and resources are read from there so there is one copy of each.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_DIR = REPO_ROOT / "workflow" / "schemas"
+RESOURCE_DIR = REPO_ROOT / "resources"
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike):
+    """Yield a temporary path beside `target`; move it into place only on success.
+
+    A failed writer leaves nothing at `target`, so a half-written file can never
+    be mistaken for a valid output.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
