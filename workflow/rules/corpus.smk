@@ -1,0 +1,24 @@
+# Ingest: a source in config -> validated corpus tables (images, rois, subjects).
+
+
+checkpoint corpus:
+    input:
+        code=package_code("tables.py", "imageio.py", "ingest", "synthetic"),
+    output:
+        images=corpus_table("images"),
+        rois=corpus_table("rois"),
+        subjects=corpus_table("subjects"),
+    params:
+        source=config["corpus"]["source"],
+        path=config["corpus"]["path"],
+        adapter=lambda wildcards: config["corpus"][config["corpus"]["source"]],
+        seed=config["seed"],
+        out_dir="results/corpus",
+    log:
+        "logs/corpus.log",
+    benchmark:
+        "benchmarks/results/corpus.tsv"
+    conda:
+        "../../envs/corpus.yaml"
+    script:
+        "../scripts/corpus.py"
