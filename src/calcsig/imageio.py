@@ -1,0 +1,151 @@
+"""Reading mammograms from disk: DICOM, PNG, PGM and TIFF, as stored integer arrays.
+
+`read_image` is the one entry point. Pixels come back in their stored integer
+dtype with calcifications bright: a DICOM stored as MONOCHROME1 (low values
+bright) is inverted within its stored bit range. Pixel spacing comes from DICOM
+only (PixelSpacing, else ImagerPixelSpacing); the resolution tags of PNG and
+TIFF files are usually display defaults (72 dpi), not the detector pitch, so
+raster images report None and the source supplies the spacing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CalcsigError
+
+DICOM_SUFFIXES = (".dcm", ".dicom")
+RASTER_SUFFIXES = (".png", ".pgm", ".pnm", ".tif", ".tiff")
+# Pixel pitch may differ between rows and columns by rounding only.
+ANISOTROPY_TOLERANCE = 0.01
+
+
+class ImageReadError(CalcsigError):
+    """An image file is missing, unreadable or not a 2-D grayscale image; the message names the file."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """One grayscale image.
+
+    pixels: 2-D integer array (rows x columns) in the file's stored dtype, bright = dense.
+    pixel_spacing_mm: pixel edge in millimetres, or None when the file does not say.
+    bits: stored bits per pixel (DICOM BitsStored; 8 or 16 for rasters, 1 for bilevel).
+    photometric: the file's photometric interpretation as stored (MONOCHROME1,
+        MONOCHROME2); `pixels` are always in the MONOCHROME2 sense.
+    """
+
+    pixels: np.ndarray
+    pixel_spacing_mm: float | None
+    bits: int
+    photometric: str
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+
+def read_image(path: str | Path) -> ImageData:
+    """Read a DICOM, PNG, PGM or TIFF image; raise ImageReadError naming `path` when it cannot."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(path, "no such file")
+    if _is_dicom(path):
+        return _read_dicom(path)
+    if path.suffix.lower() in RASTER_SUFFIXES:
+        return _read_raster(path)
+    raise ImageReadError(path, f"unsupported image type {path.suffix!r}; expected DICOM, PNG, PGM or TIFF")
+
+
+def _is_dicom(path: Path) -> bool:
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        return True
+    # DICOM files from archives often have no suffix; the Part 10 preamble says what they are.
+    with open(path, "rb") as fh:
+        head = fh.read(132)
+    return head[128:132] == b"DICM"
+
+
+def _read_dicom(path: Path) -> ImageData:
+    import pydicom  # deferred: only DICOM sources need it
+
+    try:
+        dataset = pydicom.dcmread(path)
+        pixels = dataset.pixel_array
+    except Exception as exc:  # pydicom raises many types for a damaged or pixel-less file
+        raise ImageReadError(path, f"unreadable DICOM ({type(exc).__name__}: {exc})") from exc
+    if pixels.ndim != 2:
+        raise ImageReadError(path, f"expected one grayscale frame, found pixel data of shape {pixels.shape}")
+    photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2"))
+    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise ImageReadError(path, f"photometric interpretation {photometric} is not grayscale")
+    bits = int(dataset.get("BitsStored", pixels.dtype.itemsize * 8))
+    if photometric == "MONOCHROME1":
+        pixels = _invert_stored_range(pixels, bits, signed=int(dataset.get("PixelRepresentation", 0)) == 1)
+    return ImageData(pixels=pixels, pixel_spacing_mm=_dicom_spacing(dataset, path), bits=bits,
+                     photometric=photometric)
+
+
+def _invert_stored_range(pixels: np.ndarray, bits: int, signed: bool) -> np.ndarray:
+    """Mirror values within the stored range so that the brightest becomes the darkest."""
+    if signed:
+        # [-2^(b-1), 2^(b-1) - 1] maps onto itself by v -> -1 - v.
+        return (-1 - pixels.astype(np.int64)).astype(pixels.dtype)
+    top = (1 << bits) - 1
+    return (top - pixels.astype(np.int64)).astype(pixels.dtype)
+
+
+def _dicom_spacing(dataset, path: Path) -> float | None:
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = dataset.get(keyword)
+        if value is None or len(value) == 0:
+            continue
+        try:
+            row, column = (float(v) for v in value) if len(value) == 2 else (float(value[0]),) * 2
+        except (TypeError, ValueError) as exc:
+            raise ImageReadError(path, f"{keyword} {value!r} is not numeric") from exc
+        if row <= 0 or column <= 0:
+            raise ImageReadError(path, f"{keyword} {list(value)} is not positive")
+        if abs(row - column) > ANISOTROPY_TOLERANCE * max(row, column):
+            raise ImageReadError(path, f"{keyword} {list(value)} describes non-square pixels, "
+                                       "which calcsig does not support")
+        return row
+    return None
+
+
+def _read_raster(path: Path) -> ImageData:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode = image.mode
+            pixels = np.asarray(image)
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise ImageReadError(path, f"unreadable image ({type(exc).__name__}: {exc})") from exc
+    if pixels.ndim != 2:
+        raise ImageReadError(path, f"expected a grayscale image, found mode {mode} with shape {pixels.shape}")
+    if mode == "1":
+        return ImageData(pixels=pixels.astype(np.uint8), pixel_spacing_mm=None, bits=1, photometric="MONOCHROME2")
+    if mode == "L":
+        return ImageData(pixels=pixels, pixel_spacing_mm=None, bits=8, photometric="MONOCHROME2")
+    if mode.startswith("I;16"):
+        return ImageData(pixels=pixels.astype(np.uint16), pixel_spacing_mm=None, bits=16, photometric="MONOCHROME2")
+    if mode == "I":
+        # Pillow widens some 16-bit files to 32-bit signed; keep them 16-bit when the values fit.
+        if pixels.size and (pixels.min() < 0 or pixels.max() > np.iinfo(np.uint16).max):
+            raise ImageReadError(path, "32-bit pixel values outside the 16-bit range are not supported")
+        return ImageData(pixels=pixels.astype(np.uint16), pixel_spacing_mm=None, bits=16, photometric="MONOCHROME2")
+    raise ImageReadError(path, f"pixel mode {mode} is not integer grayscale")

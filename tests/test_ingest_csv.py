@@ -1,0 +1,177 @@
+"""Generic CSV manifest: happy path (paths relative to the manifest) and each kind of bad input."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+from calcsig.errors import IngestError
+from calcsig.ingest.csv_manifest import ingest_csv
+from calcsig.tables import validate_corpus
+
+PARAMS = {"pixel_spacing_mm": None, "site": None}
+HEIGHT, WIDTH = 40, 30
+
+
+def write_dicom(path: Path, pixels: np.ndarray, pixel_spacing: float) -> None:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelSpacing = [pixel_spacing, pixel_spacing]
+    ds.PixelData = pixels.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    """A data folder with a 16-bit PNG, a DICOM, an 8-bit PGM and a mask, all 40 x 30."""
+    folder = tmp_path / "data"
+    (folder / "images").mkdir(parents=True)
+    Image.fromarray(np.full((HEIGHT, WIDTH), 40000, np.uint16)).save(folder / "images" / "a.png")
+    write_dicom(folder / "images" / "b.dcm", np.full((HEIGHT, WIDTH), 1000, np.uint16), 0.07)
+    Image.fromarray(np.full((HEIGHT, WIDTH), 90, np.uint8)).save(folder / "images" / "c.pgm")
+    mask = np.zeros((HEIGHT, WIDTH), np.uint8)
+    mask[10:20, 5:8] = 1
+    Image.fromarray(mask).save(folder / "images" / "b_mask.png")
+    return folder
+
+
+def write_manifest(folder: Path, rows: list[dict], name: str = "manifest.csv") -> Path:
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    path = folder / name
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def image_row(image_id="a", subject_id="s1", image_path="images/a.png", label="benign", **more) -> dict:
+    return {"image_id": image_id, "subject_id": subject_id, "image_path": image_path, "label": label, **more}
+
+
+HAPPY_ROWS = [
+    image_row(label="actionable", pixel_spacing_mm="0.1", laterality="left", view="CC", age="61",
+              x_min="2", y_min="3", x_max="12", y_max="13", fine_class="dcis", given_split="train"),
+    image_row(label="benign", pixel_spacing_mm="0.1", laterality="left", view="CC", age="61",
+              center_x="28", center_y="20", radius_px="4", given_split="train"),
+    image_row(image_id="b", image_path="images/b.dcm", label="benign", roi_id="b-mask", mask_path="images/b_mask.png",
+              laterality="L", view="MLO", age="61", site="north", given_split="train"),
+    image_row(image_id="c", subject_id="s2", image_path="images/c.pgm", label="actionable", laterality="R",
+              site="south", calc_type="PLEOMORPHIC"),
+    image_row(image_id="d", subject_id="s2", image_path="images/a.png", label="", laterality="R", site="south"),
+]
+
+
+def ingest(manifest: Path, tmp_path: Path, params=PARAMS) -> dict:
+    tables = ingest_csv(manifest, params, tmp_path / "out")
+    return validate_corpus(tables["images"], tables["rois"], tables["subjects"], "test")
+
+
+def test_happy_path(image_folder, tmp_path, monkeypatch):
+    manifest = write_manifest(image_folder, HAPPY_ROWS)
+    monkeypatch.chdir(tmp_path)  # image paths are relative to the manifest, not the working directory
+    tables = ingest(Path("data/manifest.csv"), tmp_path, {**PARAMS, "pixel_spacing_mm": 0.2})
+    images = tables["images"].set_index("image_id")
+    assert images.loc["a", ["bits", "height", "width", "pixel_spacing_mm", "laterality"]].tolist() == [
+        16, HEIGHT, WIDTH, 0.1, "L"]
+    assert images.loc["b", ["bits", "pixel_spacing_mm"]].tolist() == [12, 0.07]  # spacing from the DICOM
+    assert images.loc["c", ["bits", "pixel_spacing_mm"]].tolist() == [8, 0.2]  # spacing from params
+    assert Path(images.loc["c", "path"]) == Path("data/images/c.pgm")
+    assert images["has_pixels"].all() and images["sha256"].str.len().eq(64).all()
+    assert images.loc["a", "sha256"] == images.loc["d", "sha256"]
+    rois = tables["rois"].set_index("roi_id")
+    assert list(rois.index) == ["a_1", "a_2", "b-mask", "c_1"]
+    assert rois.loc["a_1", ["shape", "label", "fine_class", "x_max"]].tolist() == ["bbox", "actionable", "dcis", 12]
+    assert rois.loc["a_2", ["shape", "x_min", "y_min", "x_max", "y_max"]].tolist() == ["circle", 24, 16, 30, 25]
+    assert rois.loc["b-mask", ["shape", "x_min", "y_min", "x_max", "y_max"]].tolist() == ["mask", 5, 10, 8, 20]
+    assert rois.loc["c_1", "shape"] == "image"
+    subjects = tables["subjects"].set_index("subject_id")
+    assert subjects["n_images"].to_dict() == {"s1": 2, "s2": 2}
+    assert subjects.loc["s1", "age"] == 61 and subjects.loc["s2", "site"] == "south"
+
+
+def raised(manifest: Path, tmp_path: Path, params=PARAMS) -> list[str]:
+    out_dir = tmp_path / "out"
+    with pytest.raises(IngestError) as caught:
+        ingest_csv(manifest, params, out_dir)
+    assert not out_dir.exists()
+    return caught.value.problems
+
+
+def test_missing_and_unknown_columns(image_folder, tmp_path):
+    manifest = write_manifest(image_folder, [{"image_id": "a", "image_path": "images/a.png", "spacing": "0.1"}])
+    problems = raised(manifest, tmp_path)
+    assert problems == ["manifest.csv: missing required column(s): subject_id, label",
+                        "manifest.csv: unknown column(s): spacing (see docs/manifest.md)"]
+
+
+def test_unknown_labels_are_all_listed(image_folder, tmp_path):
+    manifest = write_manifest(image_folder, [
+        image_row(pixel_spacing_mm="0.1"), image_row(label="malignant", pixel_spacing_mm="0.1"),
+        image_row(label="Benign?", pixel_spacing_mm="0.1")])
+    problems = raised(manifest, tmp_path)
+    assert [p.split(":")[0] for p in problems] == ["manifest.csv row 3, column 'label'",
+                                                   "manifest.csv row 4, column 'label'"]
+
+
+def test_duplicate_roi_ids_and_conflicting_image_rows(image_folder, tmp_path):
+    manifest = write_manifest(image_folder, [
+        image_row(roi_id="r1", pixel_spacing_mm="0.1"),
+        image_row(roi_id="r1", pixel_spacing_mm="0.1"),
+        image_row(image_path="images/c.pgm", roi_id="r2", pixel_spacing_mm="0.1"),
+        image_row(image_id="bad id!", pixel_spacing_mm="0.1")])
+    problems = raised(manifest, tmp_path)
+    assert any(p.startswith("manifest.csv rows 2, 3, column 'roi_id': duplicate ROI r1") for p in problems)
+    assert any(p.startswith("manifest.csv row 4, column 'image_path': image a has 'images/c.pgm' here") for p in problems)
+    assert any(p.startswith("manifest.csv row 5, column 'image_id': 'bad id!' is not a file-safe ID") for p in problems)
+
+
+def test_missing_and_unreadable_images(image_folder, tmp_path):
+    (image_folder / "images" / "broken.png").write_bytes(b"not a png")
+    manifest = write_manifest(image_folder, [
+        image_row(image_id="x", image_path="images/gone.png", pixel_spacing_mm="0.1"),
+        image_row(image_id="y", image_path="images/also_gone.dcm", pixel_spacing_mm="0.1"),
+        image_row(image_id="z", image_path="images/broken.png", pixel_spacing_mm="0.1"),
+        image_row(image_id="w", image_path="images/c.pgm")])  # no spacing anywhere
+    problems = raised(manifest, tmp_path)
+    assert len(problems) == 4
+    assert "row(s) 2, column 'image_path'" in problems[0] and "gone.png: no such file" in problems[0]
+    assert "row(s) 3, column 'image_path'" in problems[1] and "also_gone.dcm: no such file" in problems[1]
+    assert "row(s) 4, column 'image_path'" in problems[2] and "broken.png: unreadable" in problems[2]
+    assert "row(s) 5, column 'pixel_spacing_mm'" in problems[3]
+
+
+def test_rois_outside_their_image_and_bad_geometry(image_folder, tmp_path):
+    wrong_size = image_folder / "images" / "small_mask.png"
+    Image.fromarray(np.ones((5, 5), np.uint8)).save(wrong_size)
+    Image.fromarray(np.zeros((HEIGHT, WIDTH), np.uint8)).save(image_folder / "images" / "empty_mask.png")
+    common = {"pixel_spacing_mm": "0.1"}
+    manifest = write_manifest(image_folder, [
+        image_row(x_min="0", y_min="0", x_max="31", y_max="10", **common),          # wider than 30
+        image_row(center_x="15", center_y="40", radius_px="3", **common),           # centre below the image
+        image_row(mask_path="images/small_mask.png", **common),                     # other grid
+        image_row(mask_path="images/empty_mask.png", **common),                     # nothing in it
+        image_row(x_min="0", y_min="0", x_max="5", **common),                       # incomplete box
+        image_row(x_min="1", y_min="1", x_max="5", y_max="5", radius_px="2", center_x="1", center_y="1", **common),
+        image_row(image_id="d", label="", x_min="1", **common),                     # geometry without a finding
+    ])
+    problems = raised(manifest, tmp_path)
+    expected = ["row 2, column 'x_min, y_min, x_max, y_max': box [0,31) x [0,10) lies outside image a",
+                "row 3, column 'center_x, center_y': centre (15, 40) lies outside",
+                "row 4, column 'mask_path'", "row 5, column 'mask_path'", "row 6, column 'y_max': box geometry is",
+                "row 7: gives more than one ROI geometry", "row 8, column 'label': is empty"]
+    for text in expected:
+        assert sum(text in p for p in problems) == 1, text
+    assert len(problems) == len(expected)
