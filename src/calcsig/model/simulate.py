@@ -1,0 +1,96 @@
+"""Small synthetic inputs of the model stage (features, corpus and split tables) for tests and benchmarks.
+
+Actionable ROIs get objects drawn from a shifted distribution in a few
+features, so that a model has something to learn; everything is seeded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..paths import atomic_path
+
+
+def make_tables(n_subjects=40, rois_per_subject=2, objects_per_roi=8, n_fg=6, n_rp=3, n_bg=4, n_global=5,
+                n_outer=3, eval_fraction=0.25, positive_fraction=0.35, signal=1.5, empty_fraction=0.05, seed=0):
+    """Return dict of DataFrames: objects, rois (features), corpus_rois, images, assignment.
+
+    Each subject has one breast side with a CC and an MLO image and
+    `rois_per_subject` ROIs spread over them; a subject's ROIs share its
+    label. About `empty_fraction` of ROIs have no objects (global features NaN).
+    """
+    rng = np.random.default_rng(seed)
+    subjects = [f"S{i:03d}" for i in range(n_subjects)]
+    subj_label = (rng.random(n_subjects) < positive_fraction).astype(int)
+    subj_label[:2] = [1, 0]
+    order = rng.permutation(n_subjects)
+    n_eval = int(round(eval_fraction * n_subjects))
+    split = np.array(["train"] * n_subjects, dtype=object)
+    split[order[:n_eval]] = "eval"
+    outer = np.zeros(n_subjects, dtype=int)
+    dev_idx = order[n_eval:]
+    for lab in (0, 1):
+        members = [i for i in dev_idx if subj_label[i] == lab]
+        for j, i in enumerate(members):
+            outer[i] = j % n_outer + 1
+    images, corpus, assign, roi_rows, obj_rows = [], [], [], [], []
+    for si, s in enumerate(subjects):
+        side = "L" if rng.random() < 0.5 else "R"
+        views = ["CC", "MLO"]
+        img_ids = [f"{s}_{side}_{v}" for v in views]
+        for iid, v in zip(img_ids, views):
+            images.append({"image_id": iid, "subject_id": s, "path": f"{iid}.png", "has_pixels": True, "laterality": side, "view": v,
+                           "source": "synthetic", "subset": "enrichment" if si % 7 == 3 else "main"})
+        fold = "" if split[si] == "eval" else str(outer[si])
+        assign.append({"level": "subject", "subject_id": s, "image_id": "", "roi_id": "", "split": split[si], "outer_fold": fold})
+        for iid in img_ids:
+            assign.append({"level": "image", "subject_id": s, "image_id": iid, "roi_id": "", "split": split[si], "outer_fold": fold})
+        for r in range(rois_per_subject):
+            rid = f"{s}_r{r}"
+            iid = img_ids[r % 2]
+            lab = int(subj_label[si])
+            corpus.append({"roi_id": rid, "image_id": iid, "shape": "image", "label": "actionable" if lab else "benign",
+                           "source": "synthetic"})
+            assign.append({"level": "roi", "subject_id": s, "image_id": iid, "roi_id": rid, "split": split[si], "outer_fold": fold})
+            n_obj = 0 if rng.random() < empty_fraction else int(rng.integers(max(1, objects_per_roi // 2), objects_per_roi * 3 // 2 + 1))
+            shift = signal * lab
+            for o in range(n_obj):
+                row = {"roi_id": rid, "object_id": o + 1}
+                for fam, n in (("fg", n_fg), ("rp", n_rp), ("bg", n_bg)):
+                    v = rng.normal(size=n)
+                    v[0] += shift
+                    row.update({f"{fam}_f{j}": float(v[j]) for j in range(n)})
+                obj_rows.append(row)
+            g = rng.normal(size=n_global) + (0.5 * shift if n_global else 0)
+            roi = {"roi_id": rid, "n_objects": n_obj}
+            roi.update({f"hc_g{j}": (float(g[j]) if n_obj else np.nan) for j in range(n_global)})
+            roi["qc_n_dropped"] = int(rng.integers(0, 3))
+            roi_rows.append(roi)
+    cols = ["roi_id", "object_id"] + [f"{fam}_f{j}" for fam, n in (("fg", n_fg), ("rp", n_rp), ("bg", n_bg)) for j in range(n)]
+    return {
+        "objects": pd.DataFrame(obj_rows, columns=cols),
+        "rois": pd.DataFrame(roi_rows),
+        "corpus_rois": pd.DataFrame(corpus),
+        "images": pd.DataFrame(images),
+        "assignment": pd.DataFrame(assign),
+    }
+
+
+def write_tables(tables: dict, out_dir) -> dict[str, Path]:
+    """Write the tables of make_tables under out_dir; return their paths by name."""
+    out_dir = Path(out_dir)
+    files = {
+        "objects": out_dir / "objects.parquet", "rois": out_dir / "rois.parquet",
+        "corpus_rois": out_dir / "corpus_rois.tsv", "images": out_dir / "images.tsv",
+        "assignment": out_dir / "assignment.tsv",
+    }
+    for name, path in files.items():
+        with atomic_path(path) as tmp:
+            if path.suffix == ".parquet":
+                tables[name].to_parquet(tmp, index=False)
+            else:
+                tables[name].to_csv(tmp, sep="\t", index=False, na_rep="")
+    return files

@@ -1,0 +1,396 @@
+"""Entry points of the model and evaluate stages: file paths and plain parameters in, files out.
+
+- :func:`run_outer_fold` one model on one outer fold (or the final model on eval);
+- :func:`run_final` the final model: refit on train+dev, eval predicted once;
+- :func:`gather_predictions` concatenate the per-job predictions;
+- :func:`evaluate_models` metrics with CIs at ROI, image and breast level, and
+  the comparison tests, into ``models.json`` and a flat TSV.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ..paths import REPO_ROOT, SCHEMA_DIR, atomic_path
+from ..tables import read_table
+from . import baselines, metrics, stats
+from .aggregation import ObjectTable
+from .nested_cv import fit_predict_fold
+from .pipeline import build_pipeline
+
+log = logging.getLogger(__name__)
+
+PREDICTION_COLUMNS = ["roi_id", "subject_id", "image_id", "model", "fold", "label", "probability", "predicted"]
+GLOBAL_PREFIXES = ("n_objects", "topo_", "hc_", "dist_")
+MODEL_KINDS = ("bag_of_objects", "mean_std", "mask_brf", "no_enrichment")
+
+
+# ---------------------------------------------------------------- parameters
+
+def _schema_defaults(schema: dict) -> dict:
+    out = {}
+    for key, prop in schema.get("properties", {}).items():
+        if prop.get("type") == "object" and "properties" in prop:
+            out[key] = _schema_defaults(prop)
+        elif "default" in prop:
+            out[key] = copy.deepcopy(prop["default"])
+    return out
+
+
+@functools.cache
+def _defaults() -> dict:
+    with open(SCHEMA_DIR / "config" / "model.schema.yaml") as fh:
+        return _schema_defaults(yaml.safe_load(fh))
+
+
+def resolve_params(params: dict | None) -> dict:
+    """The model section with every missing key filled from the schema's defaults."""
+    params = dict(params or {})
+    unknown = set(params) - set(_defaults())
+    if unknown:
+        raise ValueError(f"unknown model parameter(s): {sorted(unknown)}")
+    out = copy.deepcopy(_defaults())
+    for key, value in params.items():
+        if isinstance(out.get(key), dict) and isinstance(value, dict):
+            out[key].update(value)
+        else:
+            out[key] = value
+    return out
+
+
+def model_names(params: dict | None) -> list[str]:
+    """The models this configuration runs, main model first (for the workflow's wildcards)."""
+    p = resolve_params(params)
+    names = [p["main_model"]]
+    for name in ("mean_std", "mask_brf"):
+        if p["baselines"][name] and name not in names:
+            names.append(name)
+    if p["baselines"]["enrichment_ablation"]:
+        names.append("no_enrichment")
+    return names
+
+
+def outer_folds(assignment_tsv) -> list[str]:
+    """The outer fold labels of a partition ("1".."K"), in numeric order (for the workflow's wildcards)."""
+    a = pd.read_csv(assignment_tsv, sep="\t", dtype=str, keep_default_na=False)
+    folds = {f for f in a.loc[a["split"].isin(["train", "dev"]), "outer_fold"] if f}
+    return sorted(folds, key=lambda f: (len(f), f))
+
+
+def load_grid(params: dict, model_name: str) -> dict:
+    """The named grid of the grid file for one model (no_enrichment uses the main model's grid)."""
+    path = Path(params["grid_file"])
+    if not path.is_absolute() and not path.exists():
+        path = REPO_ROOT / path
+    with open(path) as fh:
+        grids = yaml.safe_load(fh)
+    if params["grid"] not in grids:
+        raise ValueError(f"{path}: no grid named {params['grid']!r} (has {sorted(grids)})")
+    section = params["main_model"] if model_name == "no_enrichment" else model_name
+    grid = grids[params["grid"]].get(section)
+    if grid is None:
+        raise ValueError(f"{path}: grid {params['grid']!r} has no entry for model {section!r}")
+    if section == "mean_std":
+        grid = {k: v for k, v in grid.items() if not k.startswith("aggregate__n_clusters")}
+    return {k: list(v) for k, v in grid.items()}
+
+
+# ---------------------------------------------------------------- data
+
+def load_model_data(objects_parquet, rois_parquet, corpus_rois_tsv, images_tsv, assignment_tsv,
+                    global_prefixes=GLOBAL_PREFIXES):
+    """(cases, object table, images, global feature names): one row per ROI of the partition.
+
+    `cases` has roi_id, the global feature columns (numeric columns of the
+    ROI table starting with one of `global_prefixes`; ``qc_*`` columns
+    describe the extraction, not the calcifications, and are left out by
+    default), and the bookkeeping columns subject_id, image_id, label (0/1),
+    split, outer_fold.
+    """
+    assignment = pd.read_csv(assignment_tsv, sep="\t", dtype=str, keep_default_na=False)
+    assignment = assignment[assignment["level"] == "roi"].copy()
+    corpus = read_table(corpus_rois_tsv, "rois")
+    images = read_table(images_tsv, "images")
+    roi_feats = pd.read_parquet(rois_parquet)
+    roi_feats["roi_id"] = roi_feats["roi_id"].astype(str)
+    globals_ = [c for c in roi_feats.columns if c.startswith(tuple(global_prefixes))]
+    text = [c for c in globals_ if not (pd.api.types.is_numeric_dtype(roi_feats[c]) or pd.api.types.is_bool_dtype(roi_feats[c]))]
+    if text:
+        log.warning("%s: non-numeric column(s) not used as features: %s", rois_parquet, text)
+        globals_ = [c for c in globals_ if c not in text]
+    cases = assignment[["roi_id", "subject_id", "image_id", "split", "outer_fold"]].astype(str)
+    missing = sorted(set(cases["roi_id"]) - set(roi_feats["roi_id"]))
+    if missing:
+        raise ValueError(f"{rois_parquet}: no feature row for {len(missing)} ROI(s) of the partition, e.g. {missing[:5]}")
+    labels = corpus.set_index(corpus["roi_id"].astype(str))["label"]
+    unlabelled = sorted(set(cases["roi_id"]) - set(labels.index))
+    if unlabelled:
+        raise ValueError(f"{corpus_rois_tsv}: no label for {len(unlabelled)} ROI(s), e.g. {unlabelled[:5]}")
+    cases["label"] = (cases["roi_id"].map(labels) == "actionable").astype(int)
+    subj = images.set_index(images["image_id"].astype(str))["subject_id"].astype(str)
+    blank = cases["subject_id"] == ""
+    cases.loc[blank, "subject_id"] = cases.loc[blank, "image_id"].map(subj)
+    feats = roi_feats[["roi_id", *globals_]].drop_duplicates("roi_id")
+    cases = cases.merge(feats, on="roi_id", how="left").reset_index(drop=True)
+    objects = pd.read_parquet(objects_parquet)
+    return cases, ObjectTable(objects), images, globals_
+
+
+def _estimator(model_name: str, params: dict, objects: ObjectTable, masks):
+    seed, n_jobs = params["seed"], params["n_jobs"]
+    if model_name in ("bag_of_objects", "mean_std", "no_enrichment"):
+        aggregation = params["main_model"] if model_name == "no_enrichment" else model_name
+        pipe = build_pipeline(
+            objects, aggregation, families=tuple(params["families"]), seed=seed, n_jobs=n_jobs,
+            smote_k_neighbors=params["smote_k_neighbors"], enn_n_neighbors=params["enn_n_neighbors"],
+            resample=params["resample"],
+        )
+        if aggregation == "bag_of_objects":
+            pipe.set_params(aggregate__n_init=params["kmeans_n_init"])
+        return pipe
+    if model_name == "mask_brf":
+        if masks is None:
+            raise ValueError("model mask_brf needs the ROI masks (masks_dir, a mapping or a callable)")
+        return baselines.build_mask_forest_pipeline(
+            masks, size=params["mask_size"], seed=seed, n_jobs=n_jobs, n_estimators=params["brf_n_estimators"],
+        )
+    raise ValueError(f"unknown model {model_name!r}; expected one of {MODEL_KINDS}")
+
+
+def fold_cases(cases: pd.DataFrame, fold) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training cases, held-out cases) of outer fold `fold` (1..K), or of the final model (`"eval"`)."""
+    dev = cases["split"].isin(["train", "dev"])
+    if str(fold) == "eval":
+        return cases[dev], cases[cases["split"] == "eval"]
+    folds = set(cases.loc[dev, "outer_fold"])
+    if str(fold) not in folds:
+        raise ValueError(f"outer fold {fold!r} not in the partition (folds {sorted(folds)})")
+    held = dev & (cases["outer_fold"] == str(fold))
+    return cases[dev & ~held], cases[held]
+
+
+def predict_cases(cases, objects, images, globals_, params, fold, model_name, masks=None):
+    """Nested-CV fit on the fold's training cases and prediction of its held-out cases.
+
+    Returns (predictions DataFrame per contract, run record dict).
+    """
+    params = resolve_params(params)
+    train, test = fold_cases(cases, fold)
+    record = {"model": model_name, "fold": str(fold), "n_train": int(len(train)), "n_test": int(len(test))}
+    if model_name == "no_enrichment":
+        en = params["enrichment"]
+        drop = baselines.enrichment_mask(images, train["image_id"], en["column"], en["value"])
+        record["enrichment_removed"] = int(drop.sum())
+        train = train[~drop]
+        log.info("no_enrichment: %d training ROI(s) of %s=%s removed", drop.sum(), en["column"], en["value"])
+    shared = set(train["subject_id"]) & set(test["subject_id"])
+    if shared:
+        log.warning("%d subject(s) on both sides of fold %s (declared enrichment?)", len(shared), fold)
+    record["subjects_on_both_sides"] = sorted(shared)
+    columns = ["roi_id", *globals_]
+    result = fit_predict_fold(
+        _estimator(model_name, params, objects, masks),
+        train[columns], train["label"].to_numpy(), train["subject_id"].to_numpy(), test[columns],
+        load_grid(params, model_name),
+        inner_folds=params["inner_folds"], target_sensitivity=params["target_sensitivity"], seed=params["seed"],
+    )
+    record.update(result.record())
+    pred = pd.DataFrame({
+        "roi_id": test["roi_id"].to_numpy(),
+        "subject_id": test["subject_id"].to_numpy(),
+        "image_id": test["image_id"].to_numpy(),
+        "model": model_name,
+        "fold": str(fold),
+        "label": test["label"].to_numpy().astype(int),
+        "probability": result.probability.astype(float),
+        "predicted": result.predicted.astype(int),
+    })
+    return pred, record
+
+
+def run_outer_fold(objects_parquet, rois_parquet, corpus_rois_tsv, images_tsv, assignment_tsv, params, fold,
+                   model_name, out_dir, masks_dir=None) -> dict:
+    """One model on one outer fold: writes ``out_dir/predictions.parquet`` and ``out_dir/search.json``.
+
+    `fold` is the outer fold number (1..K) or ``"eval"`` for the final model.
+    `masks_dir` (directory of ``{roi_id}.npz``) is needed by ``mask_brf`` only.
+    Returns the paths written.
+    """
+    p = resolve_params(params)
+    cases, objects, images, globals_ = load_model_data(
+        objects_parquet, rois_parquet, corpus_rois_tsv, images_tsv, assignment_tsv, p["global_prefixes"])
+    pred, record = predict_cases(cases, objects, images, globals_, params, fold, model_name, masks_dir)
+    out_dir = Path(out_dir)
+    paths = {"predictions": out_dir / "predictions.parquet", "search": out_dir / "search.json"}
+    with atomic_path(paths["predictions"]) as tmp:
+        pred.to_parquet(tmp, index=False)
+    with atomic_path(paths["search"]) as tmp:
+        tmp.write_text(json.dumps(_jsonable(record), indent=2))
+    return paths
+
+
+def run_final(objects_parquet, rois_parquet, corpus_rois_tsv, images_tsv, assignment_tsv, params, model_name,
+              out_dir, masks_dir=None) -> dict:
+    """The final model: inner search and refit on all of train+dev, eval predicted once."""
+    return run_outer_fold(objects_parquet, rois_parquet, corpus_rois_tsv, images_tsv, assignment_tsv, params,
+                          "eval", model_name, out_dir, masks_dir)
+
+
+def gather_predictions(predictions_parquets, out_parquet) -> pd.DataFrame:
+    """Concatenate per-job predictions into results/model/predictions.parquet (checked for duplicates)."""
+    frame = pd.concat([pd.read_parquet(p) for p in predictions_parquets], ignore_index=True)
+    dup = frame.duplicated(["roi_id", "model", "fold"])
+    if dup.any():
+        raise ValueError(f"duplicate predictions for {int(dup.sum())} (roi, model, fold) row(s)")
+    frame = frame.sort_values(["model", "fold", "roi_id"]).reset_index(drop=True)
+    with atomic_path(out_parquet) as tmp:
+        frame.to_parquet(tmp, index=False)
+    return frame
+
+
+# ---------------------------------------------------------------- evaluation
+
+def _report(frame: pd.DataFrame, params: dict, groups_col: str = "subject_id", full: bool = True) -> dict:
+    kw = dict(n_boot=params["bootstrap_repeats"], level=params["ci_level"], seed=params["seed"])
+    y, p, yhat, g = (frame["label"].to_numpy(), frame["probability"].to_numpy(),
+                     frame["predicted"].to_numpy(), frame[groups_col].astype(str).to_numpy())
+    if full:
+        return metrics.full_report(y, p, yhat, g, calibration_bins=params["calibration_bins"], **kw)
+    return {"n": int(len(y)), "metrics": metrics.metrics_with_ci(y, p, yhat, g, **kw), "confusion": metrics.confusion(y, yhat)}
+
+
+def _levels(pred: pd.DataFrame, images: pd.DataFrame, threshold: float) -> dict[str, pd.DataFrame]:
+    img = baselines.image_level(pred)
+    return {"roi": pred, "image": img, "breast": baselines.breast_level(img, images, threshold)}
+
+
+def _compare(a: pd.DataFrame, b: pd.DataFrame, key: list[str], params: dict) -> dict:
+    both = a.merge(b, on=key, suffixes=("_a", "_b"))
+    if (both["label_a"] != both["label_b"]).any():
+        raise ValueError("the two models' predictions disagree on case labels")
+    out = {"n": int(len(both))}
+    if len(both) == 0:
+        return out
+    y = both["label_a"].to_numpy()
+    if 0 < y.sum() < len(y):
+        out["delong"] = stats.delong_test(y, both["probability_a"], both["probability_b"], level=params["ci_level"])
+    out["mcnemar"] = stats.mcnemar_test(y, both["predicted_a"], both["predicted_b"],
+                                        exact_below=params["mcnemar_exact_below"], level=params["ci_level"])
+    return out
+
+
+def evaluate_models(predictions_parquets, images_tsv, params, out_json, out_tsv, corpus_rois_tsv=None) -> dict:
+    """Metrics of every model at ROI, image and breast level, and paired tests against the main model.
+
+    `predictions_parquets` is one gathered predictions file or a list of
+    per-job files. models.json: ``models[name][level]["cv"|"eval"]`` (pooled
+    outer-fold predictions / eval predictions) with each metric as
+    {value, ci_low, ci_high}, ``models[name]["roi"]["folds"][k]`` per outer
+    fold, and ``comparisons`` (DeLong and McNemar of the main model against
+    each baseline on the same cases, per level and set). When the corpus ROI
+    table is given, the call rate per fine class is added. The TSV is the
+    flat table model, level, set, metric, value, ci_low, ci_high.
+    """
+    params = resolve_params(params)
+    if isinstance(predictions_parquets, (str, Path)):
+        predictions_parquets = [predictions_parquets]
+    pred = pd.concat([pd.read_parquet(p) for p in predictions_parquets], ignore_index=True)
+    pred["fold"] = pred["fold"].astype(str)
+    images = read_table(images_tsv, "images")
+    thr = params["breast_fusion_threshold"]
+    if "image_id" not in pred.columns and corpus_rois_tsv is None:
+        raise ValueError("predictions have no image_id column: pass corpus_rois_tsv to map ROIs to images")
+    fine = None
+    if corpus_rois_tsv is not None:
+        corpus = read_table(corpus_rois_tsv, "rois")
+        if "image_id" not in pred.columns:
+            pred["image_id"] = pred["roi_id"].astype(str).map(corpus.set_index(corpus["roi_id"].astype(str))["image_id"])
+        if "fine_class" in corpus.columns and corpus["fine_class"].notna().any():
+            fine = corpus.set_index(corpus["roi_id"].astype(str))["fine_class"]
+    models, per_level = {}, {}
+    for name, mp in pred.groupby("model", sort=True):
+        levels = _levels(mp, images, thr)
+        per_level[name] = levels
+        entry = {}
+        for level, frame in levels.items():
+            sets = {"cv": frame[frame["fold"] != "eval"], "eval": frame[frame["fold"] == "eval"]}
+            entry[level] = {s: _report(f, params) for s, f in sets.items() if len(f)}
+            if level == "roi":
+                entry[level]["folds"] = {
+                    k: _report(f, params, full=False) for k, f in sets["cv"].groupby("fold", sort=True)
+                }
+        if fine is not None:
+            entry["by_fine_class"] = _by_fine_class(mp, fine)
+        models[name] = entry
+    main = params["main_model"]
+    comparisons = []
+    if main in per_level:
+        for other in sorted(per_level):
+            if other == main:
+                continue
+            for level in ("roi", "image", "breast"):
+                key = {"roi": ["roi_id", "fold"], "image": ["image_id", "fold"], "breast": ["breast_id", "fold"]}[level]
+                for s in ("cv", "eval"):
+                    a, b = per_level[main][level], per_level[other][level]
+                    sel_a = a[(a["fold"] == "eval") == (s == "eval")]
+                    sel_b = b[(b["fold"] == "eval") == (s == "eval")]
+                    cols = key + ["label", "probability", "predicted"]
+                    res = _compare(sel_a[cols], sel_b[cols], key, params)
+                    if res["n"]:
+                        comparisons.append({"a": main, "b": other, "level": level, "set": s, **res})
+    result = {
+        "main_model": main,
+        "settings": {k: params[k] for k in ("target_sensitivity", "bootstrap_repeats", "ci_level", "seed",
+                                            "mcnemar_exact_below", "breast_fusion_threshold", "grid")},
+        "models": models,
+        "comparisons": comparisons,
+    }
+    result = _jsonable(result)
+    with atomic_path(out_json) as tmp:
+        tmp.write_text(json.dumps(result, indent=2))
+    rows = [
+        {"model": name, "level": level, "set": s, "metric": m, **vals}
+        for name, entry in models.items()
+        for level in ("roi", "image", "breast") if level in entry
+        for s in ("cv", "eval") if s in entry[level]
+        for m, vals in entry[level][s]["metrics"].items()
+    ]
+    with atomic_path(out_tsv) as tmp:
+        pd.DataFrame(rows, columns=["model", "level", "set", "metric", "value", "ci_low", "ci_high"]).to_csv(
+            tmp, sep="\t", index=False, na_rep="")
+    return result
+
+
+def _by_fine_class(pred: pd.DataFrame, fine: pd.Series) -> dict:
+    """Per set and fine class: number of ROIs and the fraction called actionable."""
+    df = pred.assign(fine_class=pred["roi_id"].astype(str).map(fine).fillna("unknown").astype(str),
+                     set=np.where(pred["fold"] == "eval", "eval", "cv"))
+    out = {}
+    for (s, fc), g in df.groupby(["set", "fine_class"], sort=True):
+        out.setdefault(s, {})[fc] = {"n": int(len(g)), "called_actionable": float(g["predicted"].mean())}
+    return out
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        v = float(obj)
+        return v if np.isfinite(v) else None
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    return obj

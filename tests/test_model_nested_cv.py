@@ -1,0 +1,166 @@
+"""Nested CV: no fitted step ever sees a held-out ROI; subjects never straddle a fold; thresholds; determinism."""
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from calcsig.model import aggregation, nested_cv, pipeline, simulate, stage
+from calcsig.model.nested_cv import choose_threshold, inner_splits
+
+
+@pytest.fixture(scope="module")
+def marked(tmp_path_factory):
+    """Simulated stage inputs where every ROI carries its integer code in one column of every family.
+
+    The marker survives aggregation unchanged in the globals (hc_marker) and
+    in each family's raw object features (fg_/rp_/bg_marker, the last column
+    of its family), so each fitted step's input tells which ROIs it saw.
+    """
+    t = simulate.make_tables(n_subjects=36, rois_per_subject=2, objects_per_roi=5, n_outer=3, seed=11)
+    codes = {r: float(i) for i, r in enumerate(t["rois"]["roi_id"])}
+    for fam in ("fg", "rp", "bg"):
+        t["objects"][f"{fam}_marker"] = t["objects"]["roi_id"].map(codes)
+    t["rois"]["hc_marker"] = t["rois"]["roi_id"].map(codes)
+    files = simulate.write_tables(t, tmp_path_factory.mktemp("marked"))
+    cases, objects, images, globals_ = stage.load_model_data(
+        files["objects"], files["rois"], files["corpus_rois"], files["images"], files["assignment"])
+    assert globals_[-1] == "hc_marker"
+    return cases, objects, images, globals_, {v: k for k, v in codes.items()}
+
+
+def _instrument(monkeypatch):
+    seen = {"scaler": [], "kmeans": [], "impute": [], "resample": [], "threshold": [], "splits": []}
+
+    class RecordingScaler(aggregation.StandardScaler):
+        def fit(self, X, y=None, sample_weight=None):
+            super().fit(X, y, sample_weight)
+            seen["scaler"].append((set(np.asarray(X)[:, -1]), self))
+            return self
+
+    class RecordingKMeans(aggregation.KMeans):
+        def fit(self, X, y=None, sample_weight=None):
+            seen["kmeans"].append(np.asarray(X)[:, -1].copy())
+            return super().fit(X, y, sample_weight)
+
+    class RecordingImputer(pipeline.SimpleImputer):
+        def fit(self, X, y=None):
+            seen["impute"].append(set(np.asarray(X)[:, -1]))
+            return super().fit(X, y)
+
+    original_resample = pipeline.AdaptiveSMOTEENN.fit_resample
+
+    def recording_resample(self, X, y):
+        seen["resample"].append(set(np.asarray(X)[:, -1]))
+        return original_resample(self, X, y)
+
+    original_threshold = nested_cv.threshold_from_oof
+
+    def recording_threshold(oof, target):
+        seen["threshold"].append(set(oof["roi_id"]))
+        return original_threshold(oof, target)
+
+    original_splits = nested_cv.inner_splits
+
+    def recording_splits(y, groups, n_splits=5, seed=0):
+        s = original_splits(y, groups, n_splits, seed)
+        seen["splits"].append(s)
+        return s
+
+    monkeypatch.setattr(aggregation, "StandardScaler", RecordingScaler)
+    monkeypatch.setattr(aggregation, "KMeans", RecordingKMeans)
+    monkeypatch.setattr(pipeline, "SimpleImputer", RecordingImputer)
+    monkeypatch.setattr(pipeline.AdaptiveSMOTEENN, "fit_resample", recording_resample)
+    monkeypatch.setattr(nested_cv, "threshold_from_oof", recording_threshold)
+    monkeypatch.setattr(nested_cv, "inner_splits", recording_splits)
+    return seen
+
+
+@pytest.mark.parametrize("fold", ["2", "eval"])
+def test_no_fitted_step_sees_a_held_out_roi(marked, monkeypatch, fold):
+    cases, objects, images, globals_, roi_of = marked
+    seen = _instrument(monkeypatch)
+    params = {"bootstrap_repeats": 0, "inner_folds": 3}
+    pred, record = stage.predict_cases(cases, objects, images, globals_, params, fold, "bag_of_objects")
+
+    train, test = stage.fold_cases(cases, fold)
+    train_ids = train["roi_id"].tolist()
+    held_out = set(test["roi_id"]) | (set(cases.loc[cases["split"] == "eval", "roi_id"]) if fold != "eval" else set())
+    assert set(pred["roi_id"]) == set(test["roi_id"]) and held_out
+    assert len(seen["splits"]) == 1
+    # the sets a fitted step may see: an inner training part, or the whole outer training set (refit)
+    allowed = [frozenset(train_ids)] + [frozenset(np.asarray(train_ids)[tr]) for tr, _ in seen["splits"][0]]
+    with_objects = set(cases.loc[cases["n_objects"] > 0, "roi_id"])
+
+    def rois(codes):
+        return {roi_of[c] for c in codes}
+
+    for name in ("scaler", "impute", "resample"):
+        assert seen[name], f"{name} was never fitted: the instrumentation is broken"
+    for codes, _ in seen["scaler"]:
+        assert any(rois(codes) == (a & with_objects) for a in allowed)
+    for name in ("impute", "resample"):
+        for codes in seen[name]:
+            assert rois(codes) in allowed, name
+            assert not rois(codes) & held_out
+        # every inner fit saw exactly its inner training part; only the single refit saw all training ROIs
+        fitted = Counter(frozenset(rois(c)) for c in seen[name])
+        assert fitted[allowed[0]] == 1, name
+        assert all(fitted[a] >= 1 for a in allowed[1:]), name
+        assert sum(fitted.values()) == len(allowed), name
+    # k-means gets standardised markers: undo the recorded scaler's transform to name the ROIs
+    assert len(seen["kmeans"]) == len(seen["scaler"])
+    for z, (_, scaler) in zip(seen["kmeans"], seen["scaler"]):
+        codes = np.round(z * scaler.scale_[-1] + scaler.mean_[-1]).astype(float)
+        assert not rois(codes) & held_out
+        assert any(rois(codes) == (a & with_objects) for a in allowed)
+    # the threshold is chosen on out-of-fold predictions of the training ROIs only
+    assert seen["threshold"] and all(s == set(train_ids) for s in seen["threshold"])
+    assert 0.0 <= record["threshold"] <= 1.0
+
+
+def test_outer_and_inner_folds_never_split_a_subject(marked):
+    cases, *_ = marked
+    for fold in ("1", "2", "3", "eval"):
+        train, test = stage.fold_cases(cases, fold)
+        assert not set(train["subject_id"]) & set(test["subject_id"])
+        for tr, va in inner_splits(train["label"], train["subject_id"], 5, seed=3):
+            g = train["subject_id"].to_numpy()
+            assert not set(g[tr]) & set(g[va])
+            assert set(train["label"].to_numpy()[va]) == {0, 1}
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        groups = rng.integers(0, 25, size=80)
+        y = (groups % 3 == 0).astype(int)
+        for tr, va in inner_splits(y, groups, 5, seed=int(rng.integers(100))):
+            assert not set(groups[tr]) & set(groups[va])
+            assert len(tr) + len(va) == 80
+
+
+def test_inner_splits_shrink_or_refuse_with_few_subjects():
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0])
+    groups = np.array([1, 1, 2, 3, 4, 5, 6, 7, 8])  # two positive subjects
+    assert len(inner_splits(y, groups, 5)) == 2
+    with pytest.raises(ValueError, match="subject"):
+        inner_splits(y, np.array([1, 1, 1, 3, 4, 5, 6, 7, 8]), 5)
+
+
+def test_choose_threshold_reaches_target_with_best_specificity():
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0])
+    p = np.array([0.9, 0.8, 0.6, 0.3, 0.7, 0.4, 0.2, 0.1, 0.05])
+    full = choose_threshold(y, p, 1.0)
+    assert full == {"threshold": 0.3, "sensitivity": 1.0, "specificity": pytest.approx(3 / 5)}
+    three_quarters = choose_threshold(y, p, 0.75)
+    assert three_quarters["threshold"] == 0.6 and three_quarters["specificity"] == pytest.approx(4 / 5)
+    # any higher threshold misses the target
+    assert np.mean(p[y == 1] >= 0.61) < 0.75
+
+
+def test_same_seed_same_predictions(marked):
+    cases, objects, images, globals_, _ = marked
+    params = {"bootstrap_repeats": 0, "inner_folds": 3, "seed": 5}
+    a, ra = stage.predict_cases(cases, objects, images, globals_, params, "1", "bag_of_objects")
+    b, rb = stage.predict_cases(cases, objects, images, globals_, params, "1", "bag_of_objects")
+    pd.testing.assert_frame_equal(a, b)
+    assert ra["best_params"] == rb["best_params"] and ra["threshold"] == rb["threshold"]
