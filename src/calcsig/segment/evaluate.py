@@ -1,0 +1,310 @@
+"""Segmentation evaluation: object matching, FROC, overlap, cluster-level metrics.
+
+Matching rule (issue 4): a ground-truth calcification is detected by a
+prediction whose centroid lies within `distance_mm` (0.35 mm) of the truth
+centroid, or whose IoU with it is at least `iou_min` (0.3); each truth object
+and each prediction is matched at most once. Predictions are matched in
+decreasing score order, so the matches at any score threshold are a prefix of
+one greedy pass and the whole FROC curve comes from a single sort.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from calcsig.segment.candidates import object_geometry
+
+
+def overlap_iou(pred: np.ndarray, truth: np.ndarray) -> dict[tuple[int, int], float]:
+    """IoU of every overlapping (pred label, truth label) pair (labels 1-based)."""
+    both = (pred > 0) & (truth > 0)
+    if not both.any():
+        return {}
+    p, t = pred[both].astype(np.int64), truth[both].astype(np.int64)
+    nt = int(truth.max()) + 1
+    pairs, inter = np.unique(p * nt + t, return_counts=True)
+    area_p = np.bincount(pred.ravel(), minlength=int(pred.max()) + 1)
+    area_t = np.bincount(truth.ravel(), minlength=nt)
+    out = {}
+    for code, i in zip(pairs, inter):
+        a, b = int(code // nt), int(code % nt)
+        out[(a, b)] = float(i / (area_p[a] + area_t[b] - i))
+    return out
+
+
+def candidate_pairs(pred: np.ndarray, truth: np.ndarray, pixel_spacing_mm: float,
+                    distance_mm: float = 0.35, iou_min: float = 0.3) -> list[tuple[int, int, float, float]]:
+    """Eligible (pred label, truth label, centroid distance mm, IoU) pairs under the matching rule."""
+    _, pc, _ = object_geometry(pred)
+    _, tc, _ = object_geometry(truth)
+    ious = overlap_iou(pred, truth)
+    eligible = {k for k, v in ious.items() if v >= iou_min}
+    if len(pc) and len(tc):
+        tree = cKDTree(tc * pixel_spacing_mm)
+        for i, near in enumerate(tree.query_ball_point(pc * pixel_spacing_mm, distance_mm)):
+            eligible.update((i + 1, j + 1) for j in near)
+    out = []
+    for a, b in sorted(eligible):
+        dist = float(np.hypot(*(pc[a - 1] - tc[b - 1])) * pixel_spacing_mm)
+        out.append((a, b, dist, ious.get((a, b), 0.0)))
+    return out
+
+
+def greedy_match(scores: np.ndarray, pairs: list[tuple[int, int, float, float]]) -> np.ndarray:
+    """Truth label matched by each prediction (0 = false positive), one match each.
+
+    Predictions take their turn by decreasing score (ties: lower label first) and
+    pick the free eligible truth object of highest IoU, then smallest distance.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    options: dict[int, list[tuple[float, float, int]]] = {}
+    for a, b, dist, iou in pairs:
+        options.setdefault(a, []).append((-iou, dist, b))
+    matched = np.zeros(scores.size, dtype=np.int64)
+    taken: set[int] = set()
+    for idx in np.lexsort((np.arange(scores.size), -scores)):
+        for _, _, b in sorted(options.get(int(idx) + 1, [])):
+            if b not in taken:
+                taken.add(b)
+                matched[idx] = b
+                break
+    return matched
+
+
+@dataclass
+class FROC:
+    """thresholds (descending scores), sensitivity and false positives per cm2 at each."""
+
+    thresholds: np.ndarray
+    sensitivity: np.ndarray
+    fp_per_cm2: np.ndarray
+
+    def corners(self) -> dict:
+        """The staircase's corners (points where sensitivity rises), for JSON."""
+        rise = np.r_[True, self.sensitivity[1:] > self.sensitivity[:-1]]
+        return {"fp_per_cm2": [float(v) for v in self.fp_per_cm2[rise]],
+                "sensitivity": [float(v) for v in self.sensitivity[rise]],
+                "threshold": [float(v) if np.isfinite(v) else None for v in self.thresholds[rise]]}
+
+    def sensitivity_at(self, fp_per_cm2: float) -> float:
+        """Highest sensitivity reached with at most `fp_per_cm2` false positives per cm2."""
+        ok = self.fp_per_cm2 <= fp_per_cm2 + 1e-12
+        return float(self.sensitivity[ok].max()) if ok.any() else 0.0
+
+
+def froc_curve(scores: np.ndarray, is_tp: np.ndarray, n_truth: int, area_cm2: float) -> FROC:
+    """FROC from pooled predictions (score, matched?) over a set of images.
+
+    n_truth : number of ground-truth objects; area_cm2 : breast area in cm2.
+    The curve starts at (0, 0) (threshold +inf: nothing kept).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    is_tp = np.asarray(is_tp, dtype=bool)
+    order = np.argsort(-scores, kind="stable")
+    s, tp = scores[order], is_tp[order]
+    ctp, cfp = np.cumsum(tp), np.cumsum(~tp)
+    last = np.r_[s[1:] != s[:-1], True] if s.size else np.zeros(0, bool)  # one point per distinct score
+    sens = ctp[last] / max(n_truth, 1)
+    fpr = cfp[last] / area_cm2 if area_cm2 > 0 else np.where(cfp[last] > 0, np.inf, 0.0)
+    return FROC(np.r_[np.inf, s[last]], np.r_[0.0, sens], np.r_[0.0, fpr])
+
+
+def count_inside_circles(centroids_mm: np.ndarray, circles_mm: np.ndarray) -> np.ndarray:
+    """Number of detections inside each circle; circles_mm rows are (x, y, radius) in mm,
+    centroids_mm rows are (x, y) in mm."""
+    circles_mm = np.asarray(circles_mm, dtype=np.float64).reshape(-1, 3)
+    centroids_mm = np.asarray(centroids_mm, dtype=np.float64).reshape(-1, 2)
+    if centroids_mm.size == 0:
+        return np.zeros(len(circles_mm), dtype=np.int64)
+    d = np.hypot(centroids_mm[None, :, 0] - circles_mm[:, None, 0], centroids_mm[None, :, 1] - circles_mm[:, None, 1])
+    return (d <= circles_mm[:, 2:3]).sum(axis=1)
+
+
+def count_clusters(centroids_mm: np.ndarray, min_objects: int = 3, diameter_mm: float = 10.0) -> int:
+    """Number of disjoint clusters: groups of >= `min_objects` detections within one
+    disk of `diameter_mm`.
+
+    Greedy cover: the disk centred on the detection with most remaining
+    detections within diameter/2 forms a cluster; its members are removed and the
+    search repeats until no disk holds `min_objects`.
+    """
+    pts = np.asarray(centroids_mm, dtype=np.float64).reshape(-1, 2)
+    if len(pts) < min_objects:
+        return 0
+    tree = cKDTree(pts)
+    neighbours = [set(n) for n in tree.query_ball_point(pts, diameter_mm / 2.0)]
+    alive = np.ones(len(pts), dtype=bool)
+    counts = np.array([len(n) for n in neighbours])
+    clusters = 0
+    while True:
+        best = int(np.argmax(np.where(alive, counts, -1)))
+        if not alive[best] or counts[best] < min_objects:
+            return clusters
+        clusters += 1
+        members = [m for m in neighbours[best] if alive[m]]
+        alive[members] = False
+        for m in members:
+            for other in neighbours[m]:
+                if alive[other]:
+                    counts[other] -= 1
+
+
+def dice(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Pixel Dice of two masks (1.0 when both are empty)."""
+    p, t = pred > 0, truth > 0
+    total = int(p.sum()) + int(t.sum())
+    return 1.0 if total == 0 else 2.0 * float((p & t).sum()) / total
+
+
+@dataclass
+class ImageEval:
+    """One image's predictions and truth, as `evaluate_images` takes them.
+
+    pred : (H, W) int label image; scores : (n,) per prediction label 1..n (FROC score);
+    breast : (H, W) bool; pixel_spacing_mm; truth : (H, W) label image or None;
+    circles_px : (k, 3) rows (x, y, radius) px of calcification clusters or None;
+    normal : True for a film without any finding; keep : (n,) bool, the operating point
+    (predictions actually output), all True when None.
+    """
+
+    image_id: str
+    pred: np.ndarray
+    scores: np.ndarray
+    breast: np.ndarray
+    pixel_spacing_mm: float
+    truth: np.ndarray | None = None
+    circles_px: np.ndarray | None = None
+    normal: bool = False
+    keep: np.ndarray | None = None
+
+
+def evaluate_images(images: list[ImageEval], distance_mm: float = 0.35, iou_min: float = 0.3,
+                    fp_rate: float = 0.4, cluster_min_objects: int = 3,
+                    cluster_diameter_mm: float = 10.0) -> tuple[dict, FROC | None]:
+    """Pixel-truth metrics (FROC, TPR at `fp_rate` FP/cm2, IoU, Dice) over images with
+    `truth`, and cluster metrics over images with `circles_px` or `normal`.
+
+    Returns (metrics dict, FROC or None when no image has pixel truth).
+    """
+    metrics: dict = {}
+    all_scores, all_tp, ious = [], [], []
+    n_truth, area_cm2, inter, total = 0, 0.0, 0, 0
+    pixel_images = [im for im in images if im.truth is not None]
+    for im in pixel_images:
+        pairs = candidate_pairs(im.pred, im.truth, im.pixel_spacing_mm, distance_mm, iou_min)
+        matched = greedy_match(im.scores, pairs)
+        all_scores.append(np.asarray(im.scores, dtype=np.float64))
+        all_tp.append(matched > 0)
+        n_truth += int(im.truth.max()) if im.truth.size else 0
+        area_cm2 += float(im.breast.sum()) * im.pixel_spacing_mm ** 2 / 100.0
+        keep = np.ones(len(im.scores), bool) if im.keep is None else np.asarray(im.keep, bool)
+        lut = np.r_[False, keep]
+        kept_pred = lut[im.pred]
+        iou_of = {(a, b): v for a, b, _, v in pairs}
+        ious.extend(iou_of[(i + 1, int(b))] for i, b in enumerate(matched) if b and keep[i])
+        inter += int((kept_pred & (im.truth > 0)).sum())
+        total += int(kept_pred.sum()) + int((im.truth > 0).sum())
+    froc = None
+    if pixel_images:
+        froc = froc_curve(np.concatenate(all_scores), np.concatenate(all_tp), n_truth, area_cm2)
+        kept = np.concatenate([np.ones(len(im.scores), bool) if im.keep is None else np.asarray(im.keep, bool)
+                               for im in pixel_images])
+        tp = np.concatenate(all_tp)
+        metrics.update({
+            "n_images_pixel_truth": len(pixel_images),
+            "n_truth_objects": n_truth,
+            "breast_area_cm2": area_cm2,
+            f"tpr_at_{fp_rate:g}_fp_per_cm2": froc.sensitivity_at(fp_rate),
+            "operating_point_tpr": float(tp[kept].sum() / max(n_truth, 1)),
+            "operating_point_fp_per_cm2": float((~tp[kept]).sum() / area_cm2) if area_cm2 > 0 else None,
+            "mean_iou_matched": float(np.mean(ious)) if ious else None,
+            "dice": 1.0 if total == 0 else 2.0 * inter / total,
+        })
+    circle_images = [im for im in images if im.circles_px is not None and len(im.circles_px)]
+    normal_images = [im for im in images if im.normal]
+    if circle_images or normal_images:
+        found, n_circles = 0, 0
+        for im in circle_images:
+            keep = np.ones(len(im.scores), bool) if im.keep is None else np.asarray(im.keep, bool)
+            _, centroid, _ = object_geometry(im.pred)
+            pts = centroid[keep][:, ::-1] * im.pixel_spacing_mm
+            counts = count_inside_circles(pts, np.asarray(im.circles_px, float) * im.pixel_spacing_mm)
+            found += int((counts >= cluster_min_objects).sum())
+            n_circles += len(counts)
+        false_clusters = []
+        for im in normal_images:
+            keep = np.ones(len(im.scores), bool) if im.keep is None else np.asarray(im.keep, bool)
+            _, centroid, _ = object_geometry(im.pred)
+            false_clusters.append(count_clusters(centroid[keep] * im.pixel_spacing_mm,
+                                                 cluster_min_objects, cluster_diameter_mm))
+        metrics.update({
+            "n_annotated_clusters": n_circles,
+            "cluster_sensitivity": found / n_circles if n_circles else None,
+            "n_normal_images": len(normal_images),
+            "false_clusters_per_normal_image": float(np.mean(false_clusters)) if false_clusters else None,
+            "cluster_min_objects": cluster_min_objects,
+        })
+    return metrics, froc
+
+
+def plot_froc(curves: dict[str, FROC], path, fp_rate: float = 0.4, max_fp: float = 2.0) -> None:
+    """FROC curves (sensitivity vs FP per cm2 of breast) to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from calcsig.paths import atomic_path
+
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
+    for name, froc in curves.items():
+        ax.step(froc.fp_per_cm2, froc.sensitivity, where="post", label=f"{name} (TPR@{fp_rate:g}: "
+                f"{froc.sensitivity_at(fp_rate):.3f})")
+    ax.axvline(fp_rate, color="grey", linestyle=":", linewidth=1)
+    ax.set_xlim(0, max_fp)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("false positives per cm$^2$ of breast")
+    ax.set_ylabel("sensitivity (calcifications detected)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def plot_gallery(panels: list[dict], path) -> None:
+    """Overlay gallery: per panel an image crop with truth (green) and detections (red) outlines.
+
+    panels : dicts with `title`, `image` (2-D crop), `truth` (crop label image or None), `pred` (crop labels).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from calcsig.paths import atomic_path
+
+    n = max(len(panels), 1)
+    cols = min(n, 3)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), dpi=100, squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, panel in zip(axes.ravel(), panels):
+        ax.imshow(panel["image"], cmap="gray", interpolation="nearest")
+        if panel.get("truth") is not None and (panel["truth"] > 0).any():
+            ax.contour(panel["truth"] > 0, levels=[0.5], colors="lime", linewidths=0.8)
+        if (panel["pred"] > 0).any():
+            ax.contour(panel["pred"] > 0, levels=[0.5], colors="red", linewidths=0.8)
+        ax.set_title(panel["title"], fontsize=8)
+    if not panels:
+        axes[0, 0].text(0.5, 0.5, "no image to show", ha="center", va="center")
+    fig.suptitle("green: ground truth, red: detections", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
