@@ -123,7 +123,7 @@ def test_roi_masks_crop_and_file_round_trip(tmp_path):
     out = tmp_path / "masks" / "r1.npz"
     arrays = roi_masks_file(seg, row, {"background_band_mm": 0.35}, out)
     with np.load(out) as z:
-        assert set(z.files) == {"offset_yx", "pixel_spacing_mm", "foreground", "object_ids", "n_dropped_small",
+        assert set(z.files) == {"offset_yx", "pixel_spacing_mm", "foreground", "object_ids", "n_dropped_small", "n_rejected_selector",
                                 "background_band_px", "background", "dilation_radii_px", "min_distance_px"}
         assert list(z["offset_yx"]) == [30, 40] and z["foreground"].shape == (30, 40)
         assert list(z["object_ids"]) == [3, 7]
@@ -145,3 +145,35 @@ def test_empty_roi():
     arrays = roi_masks(np.zeros((40, 40), np.int32), (0, 0, 20, 20), 0.1)
     assert arrays["foreground"].max() == 0 and arrays["min_distance_px"].shape == (0, 0)
     assert not arrays["background"].any() and arrays["n_dropped_small"] == 0
+
+
+def test_candidates_the_selector_rejected_are_not_foreground_and_are_counted():
+    labels = np.zeros((40, 40), np.int32)
+    labels[5:8, 5:8] = 1
+    labels[20:23, 20:23] = 2
+    labels[30:33, 5:8] = 3
+    kept_all = roi_masks(labels, (0, 0, 40, 40), 0.1, min_area_mm2=0.0)
+    rejected = roi_masks(labels, (0, 0, 40, 40), 0.1, min_area_mm2=0.0, rejected_ids=[2])
+    assert list(kept_all["object_ids"]) == [1, 2, 3] and int(kept_all["n_rejected_selector"]) == 0
+    assert list(rejected["object_ids"]) == [1, 3]
+    assert int(rejected["n_rejected_selector"]) == 1
+    assert not rejected["foreground"][20:23, 20:23].any()
+
+
+def test_the_masks_file_applies_the_selector_threshold_from_the_segment_table(tmp_path):
+    import pandas as pd
+
+    from calcsig.masks import roi_masks_file
+
+    labels = np.zeros((30, 30), np.int32)
+    labels[5:8, 5:8] = 1
+    labels[15:18, 15:18] = 2
+    np.savez(tmp_path / "im.npz", labels=labels, breast=np.ones_like(labels, bool), pixel_spacing_mm=0.1)
+    pd.DataFrame({"object_id": [1, 2], "selector_score": [0.9, 0.2]}).to_csv(tmp_path / "im.tsv", sep="\t", index=False)
+    row = {"shape": "bbox", "x_min": 0, "y_min": 0, "x_max": 30, "y_max": 30}
+    arrays = roi_masks_file(tmp_path / "im.npz", row, {"min_area_mm2": 0.0}, tmp_path / "roi.npz",
+                            segment_tsv=tmp_path / "im.tsv", selector_threshold=0.5)
+    assert list(arrays["object_ids"]) == [1]
+    assert int(arrays["n_rejected_selector"]) == 1
+    with np.load(tmp_path / "roi.npz") as saved:
+        assert list(saved["object_ids"]) == [1]

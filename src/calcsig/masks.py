@@ -104,20 +104,25 @@ def min_distance_px(foreground: np.ndarray) -> np.ndarray:
 
 def roi_masks(labels: np.ndarray, bbox: tuple[int, int, int, int], pixel_spacing_mm: float,
               min_area_mm2: float = 0.01, background_band_mm: float = 1.75,
-              dilation_scales_mm=(0.07, 0.1269, 0.2300, 0.4169, 0.7558, 1.370, 2.483, 4.5)) -> dict:
+              dilation_scales_mm=(0.07, 0.1269, 0.2300, 0.4169, 0.7558, 1.370, 2.483, 4.5),
+              rejected_ids=()) -> dict:
     """Masks of one ROI (arrays of the contract's npz).
 
     labels : whole-image segment label image; bbox : (x_min, y_min, x_max, y_max)
     half-open, px, clipped to the image. Objects are those present in the crop,
     clipped to it (an object cut by the ROI border keeps only its inside part).
     background_band_mm, dilation_scales_mm, min_area_mm2 : mm / mm2, converted
-    with `pixel_spacing_mm`.
+    with `pixel_spacing_mm`. rejected_ids : segment object ids left out (those the
+    candidate selector scored below its threshold); their count is recorded.
     """
     h, w = labels.shape
     x0, y0, x1, y1 = (int(v) for v in bbox)
     x0, y0 = min(max(x0, 0), w), min(max(y0, 0), h)
     x1, y1 = min(max(x1, x0), w), min(max(y1, y0), h)
     crop = labels[y0:y1, x0:x1]
+    rejected = np.isin(crop, np.asarray(list(rejected_ids), dtype=crop.dtype)) & (crop > 0)
+    n_rejected = len(np.unique(crop[rejected]))
+    crop = np.where(rejected, 0, crop)
     foreground, object_ids, dropped = foreground_labels(crop, pixel_spacing_mm, min_area_mm2)
     band_px = background_band_mm / pixel_spacing_mm
     return {
@@ -126,6 +131,7 @@ def roi_masks(labels: np.ndarray, bbox: tuple[int, int, int, int], pixel_spacing
         "foreground": foreground,
         "object_ids": object_ids,
         "n_dropped_small": np.int64(dropped),
+        "n_rejected_selector": np.int64(n_rejected),
         "background_band_px": np.float64(band_px),
         "background": background_union(foreground, band_px),
         "dilation_radii_px": np.asarray(dilation_scales_mm, dtype=np.float64) / pixel_spacing_mm,
@@ -154,18 +160,30 @@ def roi_bbox(roi_row: dict, image_shape: tuple[int, int]) -> tuple[int, int, int
     return (0, 0, w, h)
 
 
-def roi_masks_file(segment_npz: str | Path, roi_row: dict, params: dict | None, out_npz: str | Path) -> dict:
+def roi_masks_file(segment_npz: str | Path, roi_row: dict, params: dict | None, out_npz: str | Path,
+                   segment_tsv: str | Path | None = None, selector_threshold: float | None = None) -> dict:
     """Masks of one ROI from a segment npz; writes `out_npz` (contract arrays) atomically.
 
     roi_row : the ROI's rois.tsv row as a dict (bbox / circle columns, `shape`).
     params : the `masks` config section (defaults from masks.schema.yaml).
+    segment_tsv, selector_threshold : when both are given, objects whose
+        `selector_score` is below the threshold are not foreground. The segment
+        stage keeps every scored candidate so that its evaluation sees the whole
+        FROC curve; the operating point is applied here.
     """
+    import pandas as pd
+
     from calcsig.segment.stage import read_segmentation, section_params
 
     p = section_params("masks", params)
     seg = read_segmentation(segment_npz)
+    rejected = ()
+    if segment_tsv is not None and selector_threshold is not None:
+        table = pd.read_csv(segment_tsv, sep="\t")
+        scored = table["selector_score"].notna()
+        rejected = table.loc[scored & (table["selector_score"] < selector_threshold), "object_id"].to_numpy()
     arrays = roi_masks(seg["labels"], roi_bbox(roi_row, seg["labels"].shape), seg["pixel_spacing_mm"],
-                       p["min_area_mm2"], p["background_band_mm"], p["dilation_scales_mm"])
+                       p["min_area_mm2"], p["background_band_mm"], p["dilation_scales_mm"], rejected)
     with atomic_path(out_npz) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, **arrays)
     return arrays

@@ -211,10 +211,10 @@ def _circles_by_image(rois: pd.DataFrame) -> dict[str, list[tuple[float, float, 
 
 
 def _load_eval_image(image_id: str, segment_dir: Path, truth_path, circles, normal: bool,
-                     selector_threshold: float) -> ImageEval:
+                     selector_threshold: float, use_selector: bool = True) -> ImageEval:
     seg = read_segmentation(segment_dir / f"{image_id}.npz")
     table = pd.read_csv(segment_dir / f"{image_id}.tsv", sep="\t")
-    has_score = bool(table["selector_score"].notna().any()) if len(table) else False
+    has_score = use_selector and (bool(table["selector_score"].notna().any()) if len(table) else False)
     scores = (table["selector_score"] if has_score else table["dog_response"]).to_numpy(dtype=np.float64)
     return ImageEval(image_id, seg["labels"], scores, seg["breast"], seg["pixel_spacing_mm"],
                      truth=read_truth_labels(truth_path) if truth_path else None,
@@ -225,7 +225,8 @@ def _load_eval_image(image_id: str, segment_dir: Path, truth_path, circles, norm
 def evaluate_segmentation_files(images_tsv: str | Path, rois_tsv: str | Path, segment_dir: str | Path,
                                 params: dict | None, out_json: str | Path, out_froc_png: str | Path | None = None,
                                 out_gallery_png: str | Path | None = None, image_ids=None,
-                                baseline_segment_dir: str | Path | None = None) -> dict:
+                                baseline_segment_dir: str | Path | None = None,
+                                plain_hdog_from_scores: bool = False) -> dict:
     """Evaluate segment outputs against the corpus's truth; write metrics JSON and figures.
 
     images_tsv, rois_tsv : corpus tables. Pixel truth = images with `truth_mask_path`;
@@ -235,6 +236,10 @@ def evaluate_segmentation_files(images_tsv: str | Path, rois_tsv: str | Path, se
     image_ids : the images to evaluate (e.g. the held-out split); all when None.
     baseline_segment_dir : another segment output (plain HDoG) evaluated alongside,
         reported under `plain_hdog` and drawn on the same FROC figure.
+    plain_hdog_from_scores : when the segment output kept every HDoG candidate
+        (segmented with `selector_threshold: 0`), plain HDoG is the same
+        candidates ranked by `dog_response`; evaluate that as `plain_hdog`
+        without a second segmentation.
     The FROC score is `selector_score` when present, else `dog_response`; the
     operating point keeps objects with `selector_score >= selector_threshold`
     (all objects without a selector). Segmenting with `selector_threshold: 0`
@@ -256,7 +261,7 @@ def evaluate_segmentation_files(images_tsv: str | Path, rois_tsv: str | Path, se
     cluster_sources = set(images.loc[images["image_id"].astype(str).isin(circles), "source"].astype(str))
     truth_col = images["truth_mask_path"] if "truth_mask_path" in images else pd.Series(None, index=images.index)
 
-    def load(directory: Path):
+    def load(directory: Path, use_selector: bool = True):
         out = []
         for (_, row), truth in zip(images.iterrows(), truth_col):
             iid = str(row["image_id"])
@@ -264,7 +269,7 @@ def evaluate_segmentation_files(images_tsv: str | Path, rois_tsv: str | Path, se
             truth = truth if isinstance(truth, str) and truth else None
             if truth or iid in circles or normal:
                 out.append(_load_eval_image(iid, directory, truth, circles.get(iid), normal,
-                                            p["selector_threshold"]))
+                                            p["selector_threshold"], use_selector))
         return out
 
     kwargs = dict(distance_mm=p["match_distance_mm"], iou_min=p["match_iou"], fp_rate=p["fp_per_cm2"],
@@ -276,8 +281,10 @@ def evaluate_segmentation_files(images_tsv: str | Path, rois_tsv: str | Path, se
     if froc is not None:
         metrics["froc"] = froc.corners()
         curves["segment"] = froc
-    if baseline_segment_dir is not None:
-        base_metrics, base_froc = evaluate_images(load(Path(baseline_segment_dir)), **kwargs)
+    if baseline_segment_dir is not None or plain_hdog_from_scores:
+        baseline = load(Path(segment_dir), use_selector=False) if plain_hdog_from_scores \
+            else load(Path(baseline_segment_dir))
+        base_metrics, base_froc = evaluate_images(baseline, **kwargs)
         if base_froc is not None:
             base_metrics["froc"] = base_froc.corners()
             curves["plain HDoG"] = base_froc
