@@ -6,6 +6,11 @@ configfile: "config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/corpus.smk"
+include: "workflow/rules/partition.smk"
+include: "workflow/rules/segment.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/model.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

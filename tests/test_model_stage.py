@@ -13,7 +13,8 @@ from calcsig.model.baselines import MaskPixels, MaskSource, resize_nearest
 from calcsig.paths import RESOURCE_DIR, SCHEMA_DIR
 
 CONTRACT = ["roi_id", "subject_id", "model", "fold", "label", "probability", "predicted"]
-FAST = {"bootstrap_repeats": 100, "inner_folds": 3, "mask_size": 32, "brf_n_estimators": 10}
+FAST = {"bootstrap_repeats": 100, "inner_folds": 3, "mask_size": 32, "brf_n_estimators": 10,
+        "baselines": {"enrichment_ablation": True}}  # the simulated corpus has an enrichment subset
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +163,8 @@ def test_config_schema_documents_every_key_and_defaults_validate():
         jsonschema.validate({**defaults, "typo": 1}, schema)
     grid = yaml.safe_load((RESOURCE_DIR / "model_grid.yaml").read_text())
     assert defaults["grid"] in grid
-    assert stage.model_names({}) == ["bag_of_objects", "mean_std", "mask_brf", "no_enrichment"]
+    assert stage.model_names({}) == ["bag_of_objects", "mean_std", "mask_brf"]
+    assert stage.model_names({"baselines": {"enrichment_ablation": True}})[-1] == "no_enrichment"
     assert stage.model_names({"baselines": {"mask_brf": False, "enrichment_ablation": False}}) == ["bag_of_objects", "mean_std"]
 
 

@@ -73,3 +73,4 @@ def test_the_dry_run_shows_the_dag_and_lint_is_clean(tmp_path):
     lint = subprocess.run([*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--lint"],
                           capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert "Lints for" not in lint.stdout + lint.stderr, lint.stdout + lint.stderr

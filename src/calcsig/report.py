@@ -141,3 +141,64 @@ def render_report(sections: list[Section], out_html: str | Path, title: str, con
                             seed=config.get("seed"), config_digest=digest)
     with atomic_path(out_html) as tmp:
         Path(tmp).write_text(page, encoding="utf-8")
+
+
+def splits_section(balance_tsv, balance_json, audit_json, audit_tsv) -> Section:
+    """The split's balance and the leak audit; every finding is shown as a warning."""
+    with open(balance_json) as fh:
+        balance = json.load(fh)
+    with open(audit_json) as fh:
+        audit = json.load(fh)
+    section = Section("Splits and leak audit",
+                      "Subjects are assigned whole to train, dev and eval (and outer folds inside train+dev). "
+                      "The audit looks for subjects in several splits, duplicated images and label conflicts.")
+    for kind in ("subject_overlap", "exact_duplicates", "near_duplicates", "label_conflicts"):
+        found = audit.get(kind, [])
+        if found:
+            section.warnings.append(f"{kind.replace('_', ' ')}: {len(found)} finding(s); see the audit table below")
+    summary = {k: v for k, v in balance.items() if not isinstance(v, (dict, list))}
+    if summary:
+        section.blocks.append("<h3>Balance summary</h3>" + table_html(pd.DataFrame([summary])))
+    section.blocks.append("<h3>Balance per covariate level</h3>" + tsv_html(balance_tsv, max_rows=120))
+    section.blocks.append("<h3>Audit</h3>" + tsv_html(audit_tsv, max_rows=200))
+    return section
+
+
+def segmentation_section(metrics_json, froc_png, gallery_png) -> Section:
+    section = Section("Segmentation", "HDoG microcalcification detection on the held-out images, against "
+                                      "pixel truth (FROC) and cluster annotations where present.")
+    section.blocks += [json_html(metrics_json), image_html(froc_png, "FROC"),
+                       image_html(gallery_png, "Detections on held-out crops")]
+    return section
+
+
+def features_section(rois_parquet) -> Section:
+    """How many objects each ROI yielded, and the QC counts of the extraction."""
+    rois = pd.read_parquet(rois_parquet)
+    section = Section("Features", "Per-object radiomics and region properties, per-ROI topology and "
+                                  "distribution descriptors. QC counts record what could not be computed and why.")
+    if len(rois):
+        counts = rois["n_objects"].describe().to_frame().T.reset_index(drop=True)
+        section.blocks.append("<h3>Objects per ROI</h3>" + table_html(counts))
+        empty = int((rois["n_objects"] == 0).sum())
+        if empty:
+            section.warnings.append(f"{empty} ROI(s) have no detected calcification (recorded; the run went on)")
+        qc = [c for c in rois.columns if c.startswith("qc_") and pd.api.types.is_numeric_dtype(rois[c])]
+        if qc:
+            section.blocks.append("<h3>QC totals</h3>" + table_html(rois[qc].sum().rename("total").reset_index()))
+    return section
+
+
+def models_section(models_json, models_tsv) -> Section:
+    section = Section("Models", "Metrics with 95% bootstrap confidence intervals (resampling subjects), per model, "
+                                "level and set: pooled outer-fold cross-validation and the eval split, "
+                                "predicted once by the final model. Comparisons are paired on the same cases.")
+    table = pd.read_csv(models_tsv, sep="\t")
+    section.blocks.append("<h3>Metrics</h3>" + table_html(table, max_rows=400))
+    with open(models_json) as fh:
+        comparisons = json.load(fh).get("comparisons")
+    if comparisons:
+        pairs = flatten(comparisons)
+        section.blocks.append("<h3>Model comparisons</h3>"
+                              + table_html(pd.DataFrame(pairs, columns=["comparison", "value"]), max_rows=400))
+    return section

@@ -13,7 +13,7 @@ checkpoint corpus:
         path=config["corpus"]["path"],
         adapter=lambda wildcards: config["corpus"][config["corpus"]["source"]],
         seed=config["seed"],
-        out_dir="results/corpus",
+        out_dir=lambda wildcards, output: str(Path(output.images).parent),
     log:
         "logs/corpus.log",
     benchmark:

@@ -1,0 +1,62 @@
+# Model: nested cross-validation per outer fold and model, the final model on eval,
+# then metrics with confidence intervals and paired comparisons.
+
+
+rule model_fold:
+    input:
+        unpack(model_inputs),
+    output:
+        predictions="results/model/outer{fold}/{model}/predictions.parquet",
+        search="results/model/outer{fold}/{model}/search.json",
+    wildcard_constraints:
+        fold="[0-9]+|eval",
+    params:
+        model=config["model"],
+        out_dir=lambda wildcards, output: str(Path(output.predictions).parent),
+        masks_dir="results/masks",
+    threads: 1
+    log:
+        "logs/model/outer{fold}/{model}.log",
+    benchmark:
+        "benchmarks/results/model/outer{fold}/{model}.tsv"
+    conda:
+        "../../envs/model.yaml"
+    script:
+        "../scripts/model_fold.py"
+
+
+rule gather_predictions:
+    input:
+        predictions=prediction_files(),
+        code=package_code("model"),
+    output:
+        "results/model/predictions.parquet",
+    log:
+        "logs/model/gather_predictions.log",
+    benchmark:
+        "benchmarks/results/model/gather_predictions.tsv"
+    conda:
+        "../../envs/model.yaml"
+    script:
+        "../scripts/gather_predictions.py"
+
+
+rule evaluate_models:
+    input:
+        predictions=prediction_files(),
+        images=corpus_table("images"),
+        rois=corpus_table("rois"),
+        code=package_code("model"),
+    output:
+        json="results/metrics/models.json",
+        tsv=report("results/metrics/models.tsv", caption="../report/models.rst", category="Model"),
+    params:
+        model=config["model"],
+    log:
+        "logs/model/evaluate_models.log",
+    benchmark:
+        "benchmarks/results/model/evaluate_models.tsv"
+    conda:
+        "../../envs/model.yaml"
+    script:
+        "../scripts/evaluate_models.py"
