@@ -35,27 +35,71 @@ def deploy(workdir: Path, overrides: dict) -> Path:
     return workdir
 
 
-TINY = yaml.safe_load((REPO / "tests" / "data" / "tiny.yaml").read_text()) if (REPO / "tests" / "data" / "tiny.yaml").exists() else {}
+TINY = yaml.safe_load((REPO / "tests" / "data" / "tiny.yaml").read_text())
+
+# Outputs a person or a later stage reads; the same config and seed must give the same bytes.
+REPRODUCIBLE = [
+    "results/corpus/images.tsv", "results/corpus/rois.tsv", "results/corpus/subjects.tsv",
+    "results/splits/assignment.tsv", "results/splits/balance.tsv", "results/splits/audit.json",
+    "results/metrics/segmentation.json", "results/features/objects.parquet", "results/features/rois.parquet",
+    "results/model/predictions.parquet", "results/metrics/models.json", "results/report/index.html",
+]
 
 
-def digest(paths) -> dict:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+def digest(workdir: Path, outputs) -> dict:
+    """SHA-256 of each output (relative to `workdir`), keyed by its relative path."""
+    return {o: hashlib.sha256((workdir / o).read_bytes()).hexdigest() for o in outputs}
 
 
-def test_the_corpus_tables_are_built_and_reproducible(tmp_path):
-    first = deploy(tmp_path / "first", TINY)
-    second = deploy(tmp_path / "second", TINY)
-    for workdir in (first, second):
-        snakemake(workdir, "--configfile", "tiny.yaml", "results/corpus/images.tsv")
-    tables = sorted((first / "results" / "corpus").glob("*.tsv"))
-    assert [t.name for t in tables] == ["images.tsv", "rois.tsv", "subjects.tsv"]
-    images = pd.read_csv(first / "results/corpus/images.tsv", sep="\t")
-    rois = pd.read_csv(first / "results/corpus/rois.tsv", sep="\t")
-    assert len(images) > 0 and len(rois) > 0
-    assert set(rois["label"]) <= {"benign", "actionable"}
-    assert digest(tables) == digest(sorted((second / "results" / "corpus").glob("*.tsv")))
-    pngs = sorted((first / "results/corpus/synthetic/images").glob("*.png"))
-    assert digest(pngs) == digest(sorted((second / "results/corpus/synthetic/images").glob("*.png")))
+def jobs_planned(dry_run_output: str) -> set[str]:
+    """Rule names in the job-stats table of a dry run."""
+    lines = dry_run_output.split("Job stats:")[1].splitlines()[3:] if "Job stats:" in dry_run_output else []
+    names = set()
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        names.add(parts[0])
+    return names - {"total", "all"}
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """The whole workflow on the tiny config, twice, in two fresh working directories."""
+    root = tmp_path_factory.mktemp("tiny")
+    runs = [deploy(root / name, TINY) for name in ("first", "second")]
+    for workdir in runs:
+        snakemake(workdir, "--configfile", "tiny.yaml")
+    return runs
+
+
+def test_every_stage_runs_end_to_end_on_a_tiny_corpus(tiny_runs):
+    workdir = tiny_runs[0]
+    for output in REPRODUCIBLE:
+        assert (workdir / output).stat().st_size > 0, output
+    rois = pd.read_csv(workdir / "results/corpus/rois.tsv", sep="\t")
+    assert set(rois["label"]) == {"benign", "actionable"}
+    predictions = pd.read_parquet(workdir / "results/model/predictions.parquet")
+    assert set(predictions["fold"]) == {"1", "2", "eval"}
+    assert predictions["probability"].between(0, 1).all()
+    report = (workdir / "results/report/index.html").read_text()
+    assert "<img" in report and "src='data:image/png;base64," in report and "http" not in report.split("<body>")[1]
+
+
+def test_the_same_config_and_seed_give_the_same_outputs(tiny_runs):
+    first, second = tiny_runs
+    assert digest(first, REPRODUCIBLE) == digest(second, REPRODUCIBLE)
+    pngs = sorted(str(p.relative_to(first)) for p in (first / "results/corpus/synthetic").rglob("*.png"))
+    assert pngs and digest(first, pngs) == digest(second, pngs)
+
+
+def test_a_changed_parameter_reruns_only_the_stages_downstream_of_it(tiny_runs):
+    workdir = tiny_runs[0]
+    assert jobs_planned(snakemake(workdir, "--configfile", "tiny.yaml", "-n").stdout) == set()
+    (workdir / "wider_band.yaml").write_text(yaml.safe_dump({"masks": {"background_band_mm": 2.0}}))
+    planned = jobs_planned(snakemake(workdir, "--configfile", "tiny.yaml", "wider_band.yaml", "-n").stdout)
+    assert {"masks", "features", "gather_features", "model_fold", "report"} <= planned
+    assert planned.isdisjoint({"corpus", "partition", "audit", "train_selector", "segment", "evaluate_segmentation"})
 
 
 def test_a_bad_config_stops_before_anything_runs_naming_the_key(tmp_path):

@@ -1,11 +1,13 @@
 # Shared helpers: config validation and input functions. No rules here.
 
+import functools
 import os
 import sys
 from pathlib import Path
 
 import pandas as pd
 
+from calcsig.batch import batches
 from calcsig.config import load_config
 from calcsig.errors import ConfigError
 
@@ -48,6 +50,12 @@ def corpus_table(kind):
 def _corpus(kind):
     """A corpus table, once the corpus checkpoint has produced it."""
     path = getattr(checkpoints.corpus.get().output, kind)
+    return _read_table(path, os.path.getmtime(path)).copy()
+
+
+@functools.cache
+def _read_table(path, mtime):
+    # keyed by modification time: input functions ask for the same table many times
     return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
 
 
@@ -64,35 +72,83 @@ def located_rois():
     return sorted(rois.loc[located, "roi_id"])
 
 
-def roi_row(roi_id):
-    """The ROI's rois.tsv row as a dict of strings (empty cells are empty strings)."""
-    rois = _corpus("rois")
-    return rois.loc[rois["roi_id"] == roi_id].iloc[0].to_dict()
-
-
-def image_of_roi(roi_id):
-    return roi_row(roi_id)["image_id"]
-
-
-def image_row(image_id):
-    images = _corpus("images")
-    return images.loc[images["image_id"] == image_id].iloc[0].to_dict()
-
-
 def shipped(path):
     """A shipped resource named in config: relative to the working directory if it is
     there, else to the repository (resources/ travels with the workflow)."""
     return path if Path(path).is_absolute() or Path(path).exists() else str(REPO / path)
 
 
+def image_batches():
+    return batches(pixel_images(), config["execution"]["images_per_job"])
+
+
+def roi_batches():
+    return batches(located_rois(), config["execution"]["rois_per_job"])
+
+
+def batch_of_image(image_id):
+    return next(b for b, ids in image_batches().items() if image_id in ids)
+
+
+def segment_manifests():
+    return expand("results/segment/batches/{batch}.tsv", batch=image_batches())
+
+
+def masks_manifests():
+    return expand("results/masks/batches/{batch}.tsv", batch=roi_batches())
+
+
+def features_manifests():
+    return expand("results/features/batches/{batch}.tsv", batch=roi_batches())
+
+
 def segment_inputs(wildcards):
+    images = _corpus("images").set_index("image_id")
     inputs = {
-        "image": image_row(wildcards.image_id)["path"],
-        "code": package_code("imageio.py", "segment"),
+        "images": [images.at[i, "path"] for i in image_batches()[wildcards.batch]],
+        "code": package_code("imageio.py", "batch.py", "segment"),
     }
     if config["segment"]["use_selector"]:
         inputs["selector"] = "results/segment/selector.joblib"
     return inputs
+
+
+def segment_batch_params(wildcards):
+    """(image_id, path, pixel spacing in mm) of each image of a segment batch."""
+    images = _corpus("images").set_index("image_id")
+    return [
+        {"image_id": i, "path": images.at[i, "path"], "pixel_spacing_mm": float(images.at[i, "pixel_spacing_mm"])}
+        for i in image_batches()[wildcards.batch]
+    ]
+
+
+def rois_of_batch(wildcards):
+    """The rois.tsv rows of a ROI batch, each with its image's path."""
+    rois = _corpus("rois").set_index("roi_id", drop=False)
+    images = _corpus("images").set_index("image_id")
+    return [
+        {**rois.loc[r].to_dict(), "image_path": images.at[rois.at[r, "image_id"], "path"]}
+        for r in roi_batches()[wildcards.batch]
+    ]
+
+
+def masks_inputs(wildcards):
+    """The segment manifests of the images a ROI batch lies on."""
+    images = {row["image_id"] for row in rois_of_batch(wildcards)}
+    return {
+        "segments": sorted({f"results/segment/batches/{batch_of_image(i)}.tsv" for i in images}),
+        "code": package_code("batch.py", "masks.py", "segment"),
+    }
+
+
+def features_inputs(wildcards):
+    return {
+        "masks": f"results/masks/batches/{wildcards.batch}.tsv",
+        "images": sorted({row["image_path"] for row in rois_of_batch(wildcards)}),
+        "foreground_settings": shipped(config["features"]["radiomics_foreground"]),
+        "background_settings": shipped(config["features"]["radiomics_background"]),
+        "code": package_code("imageio.py", "batch.py", "features"),
+    }
 
 
 def outer_fold_labels():
@@ -116,8 +172,13 @@ def model_inputs(wildcards):
         "code": package_code("model"),
     }
     if wildcards.model == "mask_brf":
-        inputs["masks"] = expand("results/masks/{roi_id}.npz", roi_id=located_rois())
+        inputs["masks"] = masks_manifests()
     return inputs
+
+
+def masks_dir(wildcards, input):
+    """Where the ROI masks lie (beside their batch manifests), for the mask baseline."""
+    return str(Path(input.masks[0]).parent.parent) if hasattr(input, "masks") else None
 
 
 def prediction_files():

@@ -4,20 +4,18 @@
 
 rule features:
     input:
-        masks="results/masks/{roi_id}.npz",
-        image=lambda wildcards: image_row(image_of_roi(wildcards.roi_id))["path"],
-        foreground_settings=shipped(config["features"]["radiomics_foreground"]),
-        background_settings=shipped(config["features"]["radiomics_background"]),
-        code=package_code("imageio.py", "features"),
+        unpack(features_inputs),
     output:
-        objects="results/features/{roi_id}.objects.parquet",
-        roi="results/features/{roi_id}.roi.parquet",
+        # one manifest per batch; each ROI's results/features/{roi_id}.objects.parquet
+        # and .roi.parquet beside it
+        "results/features/batches/{batch}.tsv",
     params:
+        rois=rois_of_batch,
         features=config["features"],
     log:
-        "logs/features/{roi_id}.log",
+        "logs/features/{batch}.log",
     benchmark:
-        "benchmarks/results/features/{roi_id}.tsv"
+        "benchmarks/results/features/{batch}.tsv"
     conda:
         "../../envs/features.yaml"
     script:
@@ -26,9 +24,8 @@ rule features:
 
 rule gather_features:
     input:
-        objects=lambda wildcards: expand("results/features/{roi_id}.objects.parquet", roi_id=located_rois()),
-        rois=lambda wildcards: expand("results/features/{roi_id}.roi.parquet", roi_id=located_rois()),
-        code=package_code("features"),
+        manifests=lambda wildcards: features_manifests(),
+        code=package_code("batch.py", "features"),
     output:
         objects="results/features/objects.parquet",
         rois=report("results/features/rois.parquet", caption="../report/features.rst", category="Features"),

@@ -13,7 +13,7 @@ rule model_fold:
     params:
         model=config["model"],
         out_dir=lambda wildcards, output: str(Path(output.predictions).parent),
-        masks_dir="results/masks",
+        masks_dir=masks_dir,
     threads: 1
     log:
         "logs/model/outer{fold}/{model}.log",

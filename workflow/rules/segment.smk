@@ -26,16 +26,16 @@ rule segment:
     input:
         unpack(segment_inputs),
     output:
-        npz="results/segment/{image_id}.npz",
-        tsv="results/segment/{image_id}.tsv",
+        # one manifest per batch; each image's results/segment/{image_id}.npz/.tsv beside it
+        "results/segment/batches/{batch}.tsv",
     params:
+        images=segment_batch_params,
         # every scored candidate is kept; masks apply the operating point
         segment={**config["segment"], "selector_threshold": 0.0},
-        pixel_spacing_mm=lambda wildcards: image_row(wildcards.image_id)["pixel_spacing_mm"],
     log:
-        "logs/segment/{image_id}.log",
+        "logs/segment/{batch}.log",
     benchmark:
-        "benchmarks/results/segment/{image_id}.tsv"
+        "benchmarks/results/segment/{batch}.tsv"
     conda:
         "../../envs/segment.yaml"
     script:
@@ -44,21 +44,20 @@ rule segment:
 
 rule masks:
     input:
-        npz=lambda wildcards: f"results/segment/{image_of_roi(wildcards.roi_id)}.npz",
-        tsv=lambda wildcards: f"results/segment/{image_of_roi(wildcards.roi_id)}.tsv",
-        code=package_code("masks.py", "segment"),
+        unpack(masks_inputs),
     output:
-        "results/masks/{roi_id}.npz",
+        # one manifest per batch; each ROI's results/masks/{roi_id}.npz beside it
+        "results/masks/batches/{batch}.tsv",
     params:
+        rois=rois_of_batch,
         masks=config["masks"],
-        roi=lambda wildcards: roi_row(wildcards.roi_id),
         selector_threshold=(
             config["segment"]["selector_threshold"] if config["segment"]["use_selector"] else None
         ),
     log:
-        "logs/masks/{roi_id}.log",
+        "logs/masks/{batch}.log",
     benchmark:
-        "benchmarks/results/masks/{roi_id}.tsv"
+        "benchmarks/results/masks/{batch}.tsv"
     conda:
         "../../envs/segment.yaml"
     script:
@@ -70,7 +69,7 @@ rule evaluate_segmentation:
         images=corpus_table("images"),
         rois=corpus_table("rois"),
         assignment="results/splits/assignment.tsv",
-        segmented=lambda wildcards: expand("results/segment/{image_id}.tsv", image_id=pixel_images()),
+        segmented=lambda wildcards: segment_manifests(),
         code=package_code("tables.py", "imageio.py", "segment"),
     output:
         json="results/metrics/segmentation.json",
@@ -78,7 +77,7 @@ rule evaluate_segmentation:
         gallery=report("results/segment/gallery.png", caption="../report/gallery.rst", category="Segmentation"),
     params:
         segment=config["segment"],
-        segment_dir=lambda wildcards, output: str(Path(output.froc).parent),
+        segment_dir=lambda wildcards, input: str(Path(input.segmented[0]).parent.parent),
     log:
         "logs/segment/evaluate_segmentation.log",
     benchmark:

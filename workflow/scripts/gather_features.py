@@ -1,8 +1,10 @@
 """Snakemake adapter: one objects table and one ROI table for the whole corpus."""
 
+from calcsig.batch import read_manifests
 from calcsig.features.gather import gather_feature_tables
 from calcsig.logs import log_to
 
 with log_to(snakemake.log[0]):
-    gather_feature_tables(snakemake.input.objects, snakemake.input.rois,
+    extracted = read_manifests(snakemake.input.manifests)
+    gather_feature_tables(list(extracted["objects"]), list(extracted["roi"]),
                           snakemake.output.objects, snakemake.output.rois)

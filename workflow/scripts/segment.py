@@ -1,10 +1,21 @@
-"""Snakemake adapter: HDoG candidates of one image, scored by the selector when there is one."""
+"""Snakemake adapter: HDoG candidates of a batch of images, scored by the selector when there is one."""
 
+from pathlib import Path
+
+from calcsig.batch import run_batch
 from calcsig.logs import log_to
-from calcsig.segment.stage import segment_image_file
+from calcsig.segment.stage import load_selector, segment_image_file
 
-with log_to(snakemake.log[0]) as log:
-    n = segment_image_file(snakemake.input.image, snakemake.params.segment, snakemake.output.npz,
-                           snakemake.output.tsv, selector_path=snakemake.input.get("selector"),
-                           pixel_spacing_mm=float(snakemake.params.pixel_spacing_mm))
-    log.info("%s: %d candidates%s", snakemake.wildcards.image_id, n, "" if n else " (no detection)")
+out_dir = Path(snakemake.output[0]).parent.parent
+selector = snakemake.input.get("selector")
+
+
+def segment(image):
+    npz, tsv = out_dir / f"{image['image_id']}.npz", out_dir / f"{image['image_id']}.tsv"
+    n = segment_image_file(image["path"], snakemake.params.segment, npz, tsv, selector_path=selector,
+                           pixel_spacing_mm=image["pixel_spacing_mm"])
+    return {"image_id": image["image_id"], "npz": str(npz), "tsv": str(tsv), "n_candidates": n}
+
+
+with log_to(snakemake.log[0]):
+    run_batch(snakemake.params.images, segment, snakemake.output[0])

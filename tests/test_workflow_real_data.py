@@ -1,0 +1,40 @@
+"""The workflow on the real development data (../shared/data), skipped when it is absent."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from test_workflow import deploy, snakemake
+
+pytestmark = pytest.mark.workflow
+
+
+def test_mini_mias_is_segmented_and_scored_against_its_cluster_annotations(tmp_path, shared_data):
+    workdir = deploy(tmp_path / "mias", {"corpus": {"source": "mini_mias",
+                                                    "path": str(shared_data / "mini-mias-dev")}})
+    snakemake(workdir, "--configfile", "tiny.yaml", "results/metrics/segmentation.json")
+    images = pd.read_csv(workdir / "results/corpus/images.tsv", sep="\t")
+    assert len(images) == 104 and images["subject_id"].nunique() == 52
+    manifests = sorted((workdir / "results/segment/batches").glob("*.tsv"))
+    segmented = pd.concat([pd.read_csv(m, sep="\t") for m in manifests])
+    assert sorted(segmented["image_id"]) == sorted(images["image_id"])
+    metrics = json.loads((workdir / "results/metrics/segmentation.json").read_text())
+    assert 0.0 <= metrics["cluster_sensitivity"] <= 1.0
+    assert metrics["false_clusters_per_normal_image"] >= 0.0
+
+
+def test_cbis_ddsm_official_split_is_honoured_and_audited_without_images(tmp_path, shared_data):
+    workdir = deploy(tmp_path / "cbis", {"corpus": {"source": "cbis_ddsm", "path": str(shared_data / "cbis-ddsm")},
+                                         "partition": {"use_given_split": True}})
+    snakemake(workdir, "--configfile", "tiny.yaml", "results/splits/audit.json")
+    rois = pd.read_csv(workdir / "results/corpus/rois.tsv", sep="\t")
+    assert len(rois) == 1872
+    assignment = pd.read_csv(workdir / "results/splits/assignment.tsv", sep="\t", dtype=str)
+    images = pd.read_csv(workdir / "results/corpus/images.tsv", sep="\t", dtype=str).set_index("image_id")
+    image_rows = assignment[assignment["level"] == "image"]
+    given = image_rows["image_id"].map(images["given_split"])
+    assert (image_rows.loc[given == "test", "split"] == "eval").all()
+    assert set(image_rows.loc[given == "train", "split"]) == {"train", "dev"}
+    audit = json.loads((workdir / "results/splits/audit.json").read_text())
+    assert audit["subject_overlap"] == []
