@@ -19,8 +19,8 @@ pytestmark = pytest.mark.workflow
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run snakemake on the repository's Snakefile in `workdir`, as a user would."""
     result = subprocess.run(
-        [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args],
-        capture_output=True, text=True,
+        [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--cores", "2", *args],
+        capture_output=True, text=True, cwd=workdir,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
@@ -114,7 +114,7 @@ def test_the_dry_run_shows_the_dag_and_lint_is_clean(tmp_path):
     workdir = deploy(tmp_path / "dry", TINY)
     dry = snakemake(workdir, "--configfile", "tiny.yaml", "-n")
     assert "corpus" in dry.stdout
-    lint = subprocess.run([*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--lint"],
-                          capture_output=True, text=True)
+    lint = subprocess.run([*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--lint"],
+                          capture_output=True, text=True, cwd=workdir)
     assert lint.returncode == 0, lint.stdout + lint.stderr
     assert "Lints for" not in lint.stdout + lint.stderr, lint.stdout + lint.stderr
