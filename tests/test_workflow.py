@@ -1,6 +1,7 @@
 """The workflow end to end on a tiny synthetic config, in a fresh working directory."""
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -118,3 +119,35 @@ def test_the_dry_run_shows_the_dag_and_lint_is_clean(tmp_path):
                           capture_output=True, text=True, cwd=workdir)
     assert lint.returncode == 0, lint.stdout + lint.stderr
     assert "Lints for" not in lint.stdout + lint.stderr, lint.stdout + lint.stderr
+
+
+def test_the_audit_finds_exactly_the_overlap_and_duplicates_the_generator_planted(tmp_path):
+    extras = yaml.safe_load(yaml.safe_dump(TINY))
+    extras["corpus"]["synthetic"].update({"enrichment": {"enabled": True, "n_subjects": 6},
+                                          "duplicates": {"enabled": True, "n_exact": 2, "n_near": 2}})
+    extras["partition"]["audit_policy"] = "warn"
+    workdir = deploy(tmp_path / "planted", extras)
+    snakemake(workdir, "results/splits/audit.json", "--configfile", "tiny.yaml")
+    planted = json.loads((workdir / "results/corpus/synthetic/planted.json").read_text())
+    audit = json.loads((workdir / "results/splits/audit.json").read_text())
+    assignment = pd.read_csv(workdir / "results/splits/assignment.tsv", sep="\t", dtype=str)
+    subject_split = assignment[assignment["level"] == "subject"].set_index("subject_id")["split"]
+
+    # enrichment images are forced into train: a planted subject overlaps when the rest of it is held out
+    expected_overlap = {s for s in planted["enrichment_subjects"] if subject_split[s] != "train"}
+    assert expected_overlap and planted["exact_duplicates"] and planted["near_duplicates"]  # something to find
+    assert {e["subject_id"] for e in audit["subject_overlap"]} == expected_overlap
+    assert all(e["declared"] for e in audit["subject_overlap"])
+
+    def pairs(entries):
+        return {frozenset(e["image_ids"]) for e in entries}
+
+    assert pairs(audit["exact_duplicates"]) == {frozenset(p) for p in planted["exact_duplicates"]}
+    assert pairs(audit["near_duplicates"]) == {frozenset(p) for p in planted["near_duplicates"]}
+    assert audit["label_conflicts"] == []
+
+
+def test_without_planted_extras_the_audit_finds_nothing(tiny_runs):
+    audit = json.loads((tiny_runs[0] / "results/splits/audit.json").read_text())
+    for finding in ("subject_overlap", "exact_duplicates", "near_duplicates", "label_conflicts"):
+        assert audit[finding] == [], finding
