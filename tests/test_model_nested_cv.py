@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calcsig.model import aggregation, nested_cv, pipeline, simulate, stage
+from calcsig.model import aggregation, multiclass, nested_cv, pipeline, simulate, stage
 from calcsig.model.nested_cv import choose_threshold, inner_splits
 
 
@@ -164,3 +164,56 @@ def test_same_seed_same_predictions(marked):
     b, rb = stage.predict_cases(cases, objects, images, globals_, params, "1", "bag_of_objects")
     pd.testing.assert_frame_equal(a, b)
     assert ra["best_params"] == rb["best_params"] and ra["threshold"] == rb["threshold"]
+
+
+@pytest.mark.parametrize("fold", ["1", "eval"])
+def test_fine_class_fits_never_see_a_held_out_roi(marked, monkeypatch, fold):
+    cases, objects, images, globals_, roi_of = marked
+    seen = _instrument(monkeypatch)
+    seen["classifier"], seen["fine_splits"] = [], []
+
+    class RecordingLGBM(pipeline.LGBMClassifier):
+        def fit(self, X, y, *args, **kwargs):
+            seen["classifier"].append(set(np.asarray(X)[:, -1]))
+            return super().fit(X, y, *args, **kwargs)
+
+    original_splits = multiclass.fine_class_splits
+
+    def recording_splits(classes, groups, n_splits=5, seed=0):
+        s = original_splits(classes, groups, n_splits, seed)
+        seen["fine_splits"].append(s)
+        return s
+
+    monkeypatch.setattr(pipeline, "LGBMClassifier", RecordingLGBM)
+    monkeypatch.setattr(multiclass, "fine_class_splits", recording_splits)
+    params = {"bootstrap_repeats": 0, "inner_folds": 3}
+    pred, record = stage.predict_cases(cases, objects, images, globals_, params, fold, "fine_class")
+
+    train, test = stage.fold_cases(cases, fold)
+    held_out = set(test["roi_id"]) | (set(cases.loc[cases["split"] == "eval", "roi_id"]) if fold != "eval" else set())
+    assert set(pred["roi_id"]) == set(test["roi_id"]) and held_out
+    # the ROIs the multi-class fit uses: the training ROIs of the classes it could cross-validate
+    fit_ids = train.loc[train["fine_class"].isin(record["classes"]), "roi_id"].to_numpy()
+    assert len(fit_ids) == record["n_train_fit"]
+    assert len(seen["fine_splits"]) == 1 and not seen["splits"] and not seen["resample"] and not seen["threshold"]
+    allowed = [frozenset(fit_ids)] + [frozenset(fit_ids[tr]) for tr, _ in seen["fine_splits"][0]]
+    with_objects = set(cases.loc[cases["n_objects"] > 0, "roi_id"])
+
+    def rois(codes):
+        return {roi_of[c] for c in codes}
+
+    for name in ("scaler", "impute", "classifier"):
+        assert seen[name], f"{name} was never fitted: the instrumentation is broken"
+    for codes, _ in seen["scaler"]:
+        assert any(rois(codes) == (a & with_objects) for a in allowed)
+    for name in ("impute", "classifier"):
+        for codes in seen[name]:
+            assert rois(codes) in allowed, name
+            assert not rois(codes) & held_out, name
+        fitted = Counter(frozenset(rois(c)) for c in seen[name])
+        assert fitted[allowed[0]] == 1, name  # the single refit on the whole training set
+    # one classifier per grid candidate per inner fold, plus the refit
+    assert len(seen["classifier"]) == len(record["candidates"]) * record["n_inner_folds"] + 1
+    for z, (_, scaler) in zip(seen["kmeans"], seen["scaler"]):
+        codes = np.round(z * scaler.scale_[-1] + scaler.mean_[-1]).astype(float)
+        assert not rois(codes) & held_out

@@ -57,7 +57,12 @@ def run(files):
 def test_predictions_follow_the_contract(files, run):
     pred, _, _ = run
     assert set(CONTRACT) <= set(pred.columns)
-    assert set(pred["model"]) == {"bag_of_objects", "mean_std", "mask_brf", "no_enrichment"}
+    assert set(pred["model"]) == {"bag_of_objects", "mean_std", "mask_brf", "no_enrichment", "fine_class"}
+    # the multi-class columns survive concatenation: set for fine_class rows, null for the others
+    fine = pred["model"] == "fine_class"
+    assert pred.loc[fine, stage.MULTICLASS_COLUMNS].notna().all().all()
+    assert pred.loc[~fine, stage.MULTICLASS_COLUMNS].isna().all().all()
+    assert pred["predicted"].dtype == np.int64
     assert set(pred["fold"]) == {"1", "2", "3", "eval"}
     assert stage.outer_folds(files["assignment"]) == ["1", "2", "3"]
     assert pred["label"].isin([0, 1]).all() and pred["predicted"].isin([0, 1]).all()
@@ -82,6 +87,9 @@ def test_search_records_and_enrichment_ablation(run):
     assert abl["enrichment_removed"] > 0
     assert abl["n_train"] == searches[("bag_of_objects", "eval")]["n_train"]
     assert searches[("mask_brf", "1")]["best_params"] == {}
+    fine = searches[("fine_class", "eval")]
+    assert fine["selection"] == "macro_f1" and "threshold" not in fine
+    assert fine["best_params"]["aggregate__n_clusters"] == 15 and len(fine["candidates"]) == 2
 
 
 def test_models_json_metrics_and_comparisons(files, run):
@@ -99,14 +107,27 @@ def test_models_json_metrics_and_comparisons(files, run):
         assert entry["roi"]["eval"]["benign_biopsies_avoided"]["benign_total"] > 0
     comps = on_disk["comparisons"]
     pairs = {(c["b"], c["level"], c["set"]) for c in comps}
-    for other in ("mean_std", "mask_brf", "no_enrichment"):
+    for other in ("mean_std", "mask_brf", "no_enrichment", "fine_class"):
         for level in ("roi", "image", "breast"):
             assert (other, level, "eval") in pairs and (other, level, "cv") in pairs
     roi_eval = [c for c in comps if c["level"] == "roi" and c["set"] == "eval"]
     assert all(c["a"] == "bag_of_objects" and "delong" in c and "mcnemar" in c for c in roi_eval)
     tsv = pd.read_csv(files["dir"] / "models.tsv", sep="\t")
     assert list(tsv.columns) == ["model", "level", "set", "metric", "value", "ci_low", "ci_high"]
-    assert len(tsv) == 4 * 3 * 2 * 8
+    binary = tsv[tsv["level"] != "roi_multiclass"]
+    assert len(binary) == 5 * 3 * 2 * 8
+    assert "multiclass" not in on_disk["models"]["bag_of_objects"]
+    mc = on_disk["models"]["fine_class"]["multiclass"]
+    assert set(mc) == {"cv", "eval"}
+    for s, block in mc.items():
+        k = len(block["labels"])
+        assert np.array(block["confusion"]).shape == (k, k)
+        assert sum(map(sum, block["confusion"])) == block["n"] == sum(c["support"] for c in block["per_class"].values())
+        assert set(block["macro"]) == {"precision", "recall", "f1"}
+        rows = tsv[(tsv["level"] == "roi_multiclass") & (tsv["set"] == s)]
+        assert (rows["model"] == "fine_class").all() and len(rows) == 4 + 3 * k
+        f1 = rows.set_index("metric").loc["macro_f1"]
+        assert f1["value"] == pytest.approx(block["macro"]["f1"]["value"])
 
 
 def test_gather_refuses_duplicates(files, run, tmp_path):
@@ -163,9 +184,11 @@ def test_config_schema_documents_every_key_and_defaults_validate():
         jsonschema.validate({**defaults, "typo": 1}, schema)
     grid = yaml.safe_load((RESOURCE_DIR / "model_grid.yaml").read_text())
     assert defaults["grid"] in grid
-    assert stage.model_names({}) == ["bag_of_objects", "mean_std", "mask_brf"]
-    assert stage.model_names({"baselines": {"enrichment_ablation": True}})[-1] == "no_enrichment"
-    assert stage.model_names({"baselines": {"mask_brf": False, "enrichment_ablation": False}}) == ["bag_of_objects", "mean_std"]
+    assert stage.model_names({}) == ["bag_of_objects", "mean_std", "mask_brf", "fine_class"]
+    assert stage.model_names({"multiclass": False}) == ["bag_of_objects", "mean_std", "mask_brf"]
+    assert stage.model_names({"baselines": {"enrichment_ablation": True}, "multiclass": False})[-1] == "no_enrichment"
+    assert stage.model_names({"baselines": {"mask_brf": False, "enrichment_ablation": False}, "multiclass": False}) == [
+        "bag_of_objects", "mean_std"]
 
 
 def test_global_features_are_numeric_non_qc_columns(files, tmp_path):

@@ -156,9 +156,16 @@ def splits_section(balance_tsv, balance_json, audit_json, audit_tsv) -> Section:
         found = audit.get(kind, [])
         if found:
             section.warnings.append(f"{kind.replace('_', ' ')}: {len(found)} finding(s); see the audit table below")
-    summary = {k: v for k, v in balance.items() if not isinstance(v, (dict, list))}
-    if summary:
-        section.blocks.append("<h3>Balance summary</h3>" + table_html(pd.DataFrame([summary])))
+    scopes = balance.get("summary", {}).get("scopes", {})
+    if scopes:
+        rows = [{
+            "scope": scope,
+            "subjects": ", ".join(f"{g} {n}" for g, n in s.get("n_subjects", {}).items()),
+            "worst |SMD|": s.get("worst_abs_smd"),
+            "where": f"{s.get('worst_covariate')} = {s.get('worst_level')} ({' vs '.join(s.get('worst_pair') or [])})",
+            "label deviation (pp)": s.get("label_max_deviation_pp"),
+        } for scope, s in scopes.items()]
+        section.blocks.append("<h3>Balance summary</h3>" + table_html(pd.DataFrame(rows)))
     section.blocks.append("<h3>Balance per covariate level</h3>" + tsv_html(balance_tsv, max_rows=120))
     section.blocks.append("<h3>Audit</h3>" + tsv_html(audit_tsv, max_rows=200))
     return section
@@ -196,7 +203,15 @@ def models_section(models_json, models_tsv) -> Section:
     table = pd.read_csv(models_tsv, sep="\t")
     section.blocks.append("<h3>Metrics</h3>" + table_html(table, max_rows=400))
     with open(models_json) as fh:
-        comparisons = json.load(fh).get("comparisons")
+        document = json.load(fh)
+    for name, model in document.get("models", {}).items():
+        for set_name, block in (model.get("multiclass") or {}).items():
+            if isinstance(block, dict) and block.get("confusion"):
+                confusion = pd.DataFrame(block["confusion"], columns=[f"predicted {c}" for c in block["labels"]])
+                confusion.insert(0, "true class", block["labels"])
+                section.blocks.append(f"<h3>{html.escape(name)}: fine-class confusion ({html.escape(set_name)})</h3>"
+                                      + table_html(confusion))
+    comparisons = document.get("comparisons")
     if comparisons:
         pairs = flatten(comparisons)
         section.blocks.append("<h3>Model comparisons</h3>"

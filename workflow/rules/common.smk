@@ -189,6 +189,11 @@ def prediction_files():
     )
 
 
+def search_files():
+    """Each model job's search record (chosen settings, or why a job was skipped)."""
+    return expand("results/model/outer{fold}/{model}/search.json", fold=outer_fold_labels(), model=model_names())
+
+
 def final_targets():
     return [
         *(corpus_table(kind) for kind in ("images", "rois", "subjects")),

@@ -44,6 +44,7 @@ rule gather_predictions:
 rule evaluate_models:
     input:
         predictions=prediction_files(),
+        searches=search_files(),
         images=corpus_table("images"),
         rois=corpus_table("rois"),
         code=package_code("model"),

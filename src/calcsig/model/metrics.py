@@ -7,6 +7,8 @@ class) are NaN, never an arbitrary number.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.stats import rankdata
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
@@ -281,4 +283,87 @@ def full_report(y, probability, predicted, groups, *, n_boot=1000, level=0.95, s
         "brier": _finite_or_none(brier_score(y, probability)),
         "reliability": reliability_curve(y, probability, calibration_bins),
         "net_benefit": net_benefit(y, probability),
+    }
+
+
+MULTICLASS_SCORES = ("precision", "recall", "f1")
+
+
+def weighted_multiclass_scores(weights: np.ndarray, y_true, y_pred, labels) -> dict[str, np.ndarray]:
+    """Per-class precision, recall, F1 (each (n_sets, n_classes)) and accuracy (n_sets,) per row of case weights.
+
+    The weighted confusion matrix of each row is one matrix product, so a
+    bootstrap costs no more than its weights. A score whose denominator is
+    zero is NaN (as ``zero_division=np.nan`` in scikit-learn), and macro
+    averages leave NaN classes out, as :func:`multiclass_metrics` does.
+    """
+    W = np.atleast_2d(np.asarray(weights, dtype=float))
+    labels = list(labels)
+    index = {c: i for i, c in enumerate(labels)}
+    t = np.array([index.get(c, -1) for c in np.asarray(y_true).astype(str)])
+    p = np.array([index.get(c, -1) for c in np.asarray(y_pred).astype(str)])
+    k = len(labels)
+    known = (t >= 0) & (p >= 0)
+    pairs = np.zeros((len(t), k * k))
+    pairs[np.flatnonzero(known), (t * k + p)[known]] = 1.0
+    cm = (W @ pairs).reshape(len(W), k, k)  # rows = truth, columns = prediction
+    tp = np.diagonal(cm, axis1=1, axis2=2)
+    true_n, pred_n = cm.sum(axis=2), cm.sum(axis=1)
+    total = cm.sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = {
+            "precision": tp / pred_n,
+            "recall": tp / true_n,
+            "f1": 2 * tp / (true_n + pred_n),
+            "accuracy": tp.sum(axis=1) / total,
+        }
+    for v in out.values():
+        v[~np.isfinite(v)] = np.nan
+    return out
+
+
+def multiclass_metrics_with_ci(y_true, y_pred, groups, strata, labels=None, n_boot=1000, level=0.95,
+                               seed=0) -> dict:
+    """Macro and per-class precision, recall, F1 and accuracy as {value, ci_low, ci_high}, with the confusion matrix.
+
+    Point values are :func:`multiclass_metrics` (scikit-learn); CIs are
+    percentile intervals of the stratified subject bootstrap of
+    :func:`bootstrap_weights`, stratified by `strata` (the binary label), so
+    a subject's cases are resampled together. ``confusion`` rows are the true
+    classes and columns the predicted ones, both in the order of ``labels``.
+    """
+    y_true = np.asarray(y_true).astype(str)
+    y_pred = np.asarray(y_pred).astype(str)
+    point = multiclass_metrics(y_true, y_pred, labels)
+    labels = point["labels"]
+    k = len(labels)
+    if n_boot > 0 and len(y_true):
+        boot = weighted_multiclass_scores(bootstrap_weights(strata, groups, n_boot, seed), y_true, y_pred, labels)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN resample is NaN, and the CI skips it
+            macro = {s: np.nanmean(boot[s], axis=1) for s in MULTICLASS_SCORES}
+        ci = {f"macro_{s}": percentile_ci(macro[s], level) for s in MULTICLASS_SCORES}
+        ci["accuracy"] = percentile_ci(boot["accuracy"], level)
+        per = {s: percentile_ci(boot[s], level) for s in MULTICLASS_SCORES}
+    else:
+        ci = {key: (np.nan, np.nan) for key in ("accuracy", *(f"macro_{s}" for s in MULTICLASS_SCORES))}
+        per = {s: (np.full(k, np.nan), np.full(k, np.nan)) for s in MULTICLASS_SCORES}
+
+    def entry(value, lo, hi):
+        return {"value": None if value is None else _finite_or_none(value),
+                "ci_low": _finite_or_none(lo), "ci_high": _finite_or_none(hi)}
+
+    return {
+        "labels": labels,
+        "n": int(len(y_true)),
+        "n_subjects": int(len(np.unique(np.asarray(groups).astype(str)))),
+        "macro": {s: entry(point["macro"][s], *ci[f"macro_{s}"]) for s in MULTICLASS_SCORES},
+        "accuracy": entry(point["accuracy"], *ci["accuracy"]),
+        "per_class": {
+            c: {**{s: entry(point["per_class"][c][s], per[s][0][j], per[s][1][j]) for s in MULTICLASS_SCORES},
+                "support": point["per_class"][c]["support"]}
+            for j, c in enumerate(labels)
+        },
+        "confusion": point["confusion"],
+        "confusion_axes": "rows: true class, columns: predicted class, in the order of labels",
     }

@@ -1,7 +1,10 @@
 """Small synthetic inputs of the model stage (features, corpus and split tables) for tests and benchmarks.
 
 Actionable ROIs get objects drawn from a shifted distribution in a few
-features, so that a model has something to learn; everything is seeded.
+features, so that a model has something to learn; each ROI also has a fine
+class (``benign`` for benign subjects, one of `actionable_classes` for the
+others) that shifts a second feature, so a multi-class model has something to
+learn too. Everything is seeded.
 """
 
 from __future__ import annotations
@@ -15,17 +18,24 @@ from ..paths import atomic_path
 
 
 def make_tables(n_subjects=40, rois_per_subject=2, objects_per_roi=8, n_fg=6, n_rp=3, n_bg=4, n_global=5,
-                n_outer=3, eval_fraction=0.25, positive_fraction=0.35, signal=1.5, empty_fraction=0.05, seed=0):
+                n_outer=3, eval_fraction=0.25, positive_fraction=0.35, signal=1.5, empty_fraction=0.05, seed=0,
+                actionable_classes=("high_risk", "dcis", "invasive"), fine_signal=1.0):
     """Return dict of DataFrames: objects, rois (features), corpus_rois, images, assignment.
 
     Each subject has one breast side with a CC and an MLO image and
     `rois_per_subject` ROIs spread over them; a subject's ROIs share its
-    label. About `empty_fraction` of ROIs have no objects (global features NaN).
+    label and fine class. About `empty_fraction` of ROIs have no objects
+    (global features NaN). The k-th actionable class adds ``k * fine_signal``
+    to the second feature of each family.
     """
     rng = np.random.default_rng(seed)
     subjects = [f"S{i:03d}" for i in range(n_subjects)]
     subj_label = (rng.random(n_subjects) < positive_fraction).astype(int)
     subj_label[:2] = [1, 0]
+    # a separate stream, so the fine classes leave every other draw as it was
+    fine_rng = np.random.default_rng([seed, 1])
+    fine_index = fine_rng.integers(0, max(1, len(actionable_classes)), size=n_subjects)
+    subj_fine = ["benign" if not lab else actionable_classes[k] for lab, k in zip(subj_label, fine_index)]
     order = rng.permutation(n_subjects)
     n_eval = int(round(eval_fraction * n_subjects))
     split = np.array(["train"] * n_subjects, dtype=object)
@@ -53,15 +63,18 @@ def make_tables(n_subjects=40, rois_per_subject=2, objects_per_roi=8, n_fg=6, n_
             iid = img_ids[r % 2]
             lab = int(subj_label[si])
             corpus.append({"roi_id": rid, "image_id": iid, "shape": "image", "label": "actionable" if lab else "benign",
-                           "source": "synthetic"})
+                           "fine_class": subj_fine[si], "source": "synthetic"})
             assign.append({"level": "roi", "subject_id": s, "image_id": iid, "roi_id": rid, "split": split[si], "outer_fold": fold})
             n_obj = 0 if rng.random() < empty_fraction else int(rng.integers(max(1, objects_per_roi // 2), objects_per_roi * 3 // 2 + 1))
             shift = signal * lab
+            fine_shift = fine_signal * (fine_index[si] + 1) * lab
             for o in range(n_obj):
                 row = {"roi_id": rid, "object_id": o + 1}
                 for fam, n in (("fg", n_fg), ("rp", n_rp), ("bg", n_bg)):
                     v = rng.normal(size=n)
                     v[0] += shift
+                    if n > 1:
+                        v[1] += fine_shift
                     row.update({f"{fam}_f{j}": float(v[j]) for j in range(n)})
                 obj_rows.append(row)
             g = rng.normal(size=n_global) + (0.5 * shift if n_global else 0)

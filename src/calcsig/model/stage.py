@@ -23,14 +23,17 @@ from ..paths import REPO_ROOT, SCHEMA_DIR, atomic_path
 from ..tables import read_table
 from . import baselines, metrics, stats
 from .aggregation import ObjectTable
+from .multiclass import TooFewClasses, fit_predict_fold_multiclass
 from .nested_cv import fit_predict_fold
 from .pipeline import build_pipeline
 
 log = logging.getLogger(__name__)
 
 PREDICTION_COLUMNS = ["roi_id", "subject_id", "image_id", "model", "fold", "label", "probability", "predicted"]
+# extra columns of the multi-class model's rows (missing, i.e. null, for the other models)
+MULTICLASS_COLUMNS = ["true_class", "predicted_class", "class_probabilities"]
 GLOBAL_PREFIXES = ("n_objects", "topo_", "hc_", "dist_")
-MODEL_KINDS = ("bag_of_objects", "mean_std", "mask_brf", "no_enrichment")
+MODEL_KINDS = ("bag_of_objects", "mean_std", "mask_brf", "no_enrichment", "fine_class")
 
 
 # ---------------------------------------------------------------- parameters
@@ -75,6 +78,9 @@ def model_names(params: dict | None) -> list[str]:
             names.append(name)
     if p["baselines"]["enrichment_ablation"]:
         names.append("no_enrichment")
+    if p["multiclass"]:
+        # whether the corpus has enough fine classes is only known at run time (the job may skip)
+        names.append("fine_class")
     return names
 
 
@@ -86,7 +92,7 @@ def outer_folds(assignment_tsv) -> list[str]:
 
 
 def load_grid(params: dict, model_name: str) -> dict:
-    """The named grid of the grid file for one model (no_enrichment uses the main model's grid)."""
+    """The named grid of the grid file for one model (no_enrichment and fine_class use the main model's grid)."""
     path = Path(params["grid_file"])
     if not path.is_absolute() and not path.exists():
         path = REPO_ROOT / path
@@ -94,7 +100,7 @@ def load_grid(params: dict, model_name: str) -> dict:
         grids = yaml.safe_load(fh)
     if params["grid"] not in grids:
         raise ValueError(f"{path}: no grid named {params['grid']!r} (has {sorted(grids)})")
-    section = params["main_model"] if model_name == "no_enrichment" else model_name
+    section = params["main_model"] if model_name in ("no_enrichment", "fine_class") else model_name
     grid = grids[params["grid"]].get(section)
     if grid is None:
         raise ValueError(f"{path}: grid {params['grid']!r} has no entry for model {section!r}")
@@ -113,7 +119,7 @@ def load_model_data(objects_parquet, rois_parquet, corpus_rois_tsv, images_tsv, 
     ROI table starting with one of `global_prefixes`; ``qc_*`` columns
     describe the extraction, not the calcifications, and are left out by
     default), and the bookkeeping columns subject_id, image_id, label (0/1),
-    split, outer_fold.
+    fine_class (the corpus's, None where unknown), split, outer_fold.
     """
     assignment = pd.read_csv(assignment_tsv, sep="\t", dtype=str, keep_default_na=False)
     assignment = assignment[assignment["level"] == "roi"].copy()
@@ -135,6 +141,11 @@ def load_model_data(objects_parquet, rois_parquet, corpus_rois_tsv, images_tsv, 
     if unlabelled:
         raise ValueError(f"{corpus_rois_tsv}: no label for {len(unlabelled)} ROI(s), e.g. {unlabelled[:5]}")
     cases["label"] = (cases["roi_id"].map(labels) == "actionable").astype(int)
+    if "fine_class" in corpus.columns:
+        fine = corpus.set_index(corpus["roi_id"].astype(str))["fine_class"]
+        cases["fine_class"] = cases["roi_id"].map(fine.where(fine.notna() & (fine.astype(str) != ""), None))
+    else:
+        cases["fine_class"] = None
     subj = images.set_index(images["image_id"].astype(str))["subject_id"].astype(str)
     blank = cases["subject_id"] == ""
     cases.loc[blank, "subject_id"] = cases.loc[blank, "image_id"].map(subj)
@@ -146,12 +157,14 @@ def load_model_data(objects_parquet, rois_parquet, corpus_rois_tsv, images_tsv, 
 
 def _estimator(model_name: str, params: dict, objects: ObjectTable, masks):
     seed, n_jobs = params["seed"], params["n_jobs"]
-    if model_name in ("bag_of_objects", "mean_std", "no_enrichment"):
-        aggregation = params["main_model"] if model_name == "no_enrichment" else model_name
+    if model_name in ("bag_of_objects", "mean_std", "no_enrichment", "fine_class"):
+        aggregation = params["main_model"] if model_name in ("no_enrichment", "fine_class") else model_name
         pipe = build_pipeline(
             objects, aggregation, families=tuple(params["families"]), seed=seed, n_jobs=n_jobs,
             smote_k_neighbors=params["smote_k_neighbors"], enn_n_neighbors=params["enn_n_neighbors"],
-            resample=params["resample"],
+            # no SMOTE-ENN for fine classes: interpolating within tiny classes mostly adds noise,
+            # and macro-F1 model selection already weighs every class equally
+            resample=params["resample"] and model_name != "fine_class",
         )
         if aggregation == "bag_of_objects":
             pipe.set_params(aggregate__n_init=params["kmeans_n_init"])
@@ -196,6 +209,10 @@ def predict_cases(cases, objects, images, globals_, params, fold, model_name, ma
         log.warning("%d subject(s) on both sides of fold %s (declared enrichment?)", len(shared), fold)
     record["subjects_on_both_sides"] = sorted(shared)
     columns = ["roi_id", *globals_]
+    if model_name == "fine_class":
+        pred, extra = _predict_fine_class(train, test, columns, params, objects, masks, fold)
+        record.update(extra)
+        return pred, record
     result = fit_predict_fold(
         _estimator(model_name, params, objects, masks),
         train[columns], train["label"].to_numpy(), train["subject_id"].to_numpy(), test[columns],
@@ -214,6 +231,49 @@ def predict_cases(cases, objects, images, globals_, params, fold, model_name, ma
         "predicted": result.predicted.astype(int),
     })
     return pred, record
+
+
+def _predict_fine_class(train, test, columns, params, objects, masks, fold) -> tuple[pd.DataFrame, dict]:
+    """The multi-class model on one fold: contract rows plus true_class, predicted_class, class_probabilities.
+
+    When the training set has fewer than two fine classes that can be
+    cross-validated, the fold is skipped: no rows (with the full set of
+    columns) and the reason under ``skipped`` in the record.
+    """
+    base = {
+        "roi_id": test["roi_id"].to_numpy(), "subject_id": test["subject_id"].to_numpy(),
+        "image_id": test["image_id"].to_numpy(), "model": "fine_class", "fold": str(fold),
+        "label": test["label"].to_numpy().astype(int),
+    }
+    try:
+        result = fit_predict_fold_multiclass(
+            _estimator("fine_class", params, objects, masks),
+            train[columns], train["fine_class"].to_numpy(), train["label"].to_numpy(),
+            train["subject_id"].to_numpy(), test[columns], load_grid(params, "fine_class"),
+            inner_folds=params["inner_folds"], seed=params["seed"],
+        )
+    except TooFewClasses as err:
+        reason = f"fine_class skipped on fold {fold}: {err}"
+        log.warning(reason)
+        empty = pd.DataFrame({k: (v[:0] if isinstance(v, np.ndarray) else np.array([], dtype=object))
+                              for k, v in base.items()})
+        empty["probability"] = np.array([], dtype=float)
+        empty["predicted"] = np.array([], dtype=int)
+        for c in MULTICLASS_COLUMNS:
+            empty[c] = np.array([], dtype=object)
+        return empty, {"skipped": reason}
+    true_class = test["fine_class"].astype(object).where(test["fine_class"].notna(), None).to_numpy()
+    pred = pd.DataFrame({
+        **base,
+        "probability": result.probability.astype(float),
+        "predicted": result.predicted.astype(int),
+        "true_class": true_class,
+        "predicted_class": result.predicted_class.astype(object),
+        # one JSON column rather than one per class: other models' rows and other folds' class sets concatenate cleanly
+        "class_probabilities": [json.dumps(dict(zip(result.classes, map(float, row))))
+                                for row in result.class_probability],
+    })
+    return pred, result.record
 
 
 def run_outer_fold(objects_parquet, rois_parquet, corpus_rois_tsv, images_tsv, assignment_tsv, params, fold,
@@ -246,7 +306,9 @@ def run_final(objects_parquet, rois_parquet, corpus_rois_tsv, images_tsv, assign
 
 def gather_predictions(predictions_parquets, out_parquet) -> pd.DataFrame:
     """Concatenate per-job predictions into results/model/predictions.parquet (checked for duplicates)."""
-    frame = pd.concat([pd.read_parquet(p) for p in predictions_parquets], ignore_index=True)
+    frames = [pd.read_parquet(p) for p in predictions_parquets]
+    # a skipped job's file has no rows: leave it out so it cannot change the columns' types
+    frame = pd.concat([f for f in frames if len(f)] or frames, ignore_index=True)
     dup = frame.duplicated(["roi_id", "model", "fold"])
     if dup.any():
         raise ValueError(f"duplicate predictions for {int(dup.sum())} (roi, model, fold) row(s)")
@@ -296,13 +358,22 @@ def evaluate_models(predictions_parquets, images_tsv, params, out_json, out_tsv,
     {value, ci_low, ci_high}, ``models[name]["roi"]["folds"][k]`` per outer
     fold, and ``comparisons`` (DeLong and McNemar of the main model against
     each baseline on the same cases, per level and set). When the corpus ROI
-    table is given, the call rate per fine class is added. The TSV is the
-    flat table model, level, set, metric, value, ci_low, ci_high.
+    table is given, the call rate per fine class is added. A model with
+    fine-class predictions (``true_class``/``predicted_class``) also gets
+    ``models[name]["multiclass"]["cv"|"eval"]`` (macro and per-class
+    precision, recall, F1 with CIs, accuracy, confusion matrix). Folds a job
+    skipped (reason in the ``search.json`` beside its predictions) are listed
+    under ``skipped_folds``; a model with no predictions at all is
+    ``{"skipped": reason}``. The TSV is the flat table model, level, set,
+    metric, value, ci_low, ci_high (level ``roi_multiclass`` for the
+    multi-class metrics).
     """
     params = resolve_params(params)
     if isinstance(predictions_parquets, (str, Path)):
         predictions_parquets = [predictions_parquets]
-    pred = pd.concat([pd.read_parquet(p) for p in predictions_parquets], ignore_index=True)
+    skipped = _skip_reasons(predictions_parquets)
+    frames = [pd.read_parquet(p) for p in predictions_parquets]
+    pred = pd.concat([f for f in frames if len(f)] or frames, ignore_index=True)
     pred["fold"] = pred["fold"].astype(str)
     images = read_table(images_tsv, "images")
     thr = params["breast_fusion_threshold"]
@@ -329,7 +400,15 @@ def evaluate_models(predictions_parquets, images_tsv, params, out_json, out_tsv,
                 }
         if fine is not None:
             entry["by_fine_class"] = _by_fine_class(mp, fine)
+        if {"true_class", "predicted_class"} <= set(mp.columns) and mp["true_class"].notna().any():
+            entry["multiclass"] = _multiclass_report(mp, params)
+        if name in skipped:
+            entry["skipped_folds"] = skipped[name]
         models[name] = entry
+    for name, reasons in skipped.items():
+        if name not in models:
+            models[name] = {"skipped": "; ".join(reasons[k] for k in sorted(reasons))}
+            log.warning("model %s has no predictions: %s", name, models[name]["skipped"])
     main = params["main_model"]
     comparisons = []
     if main in per_level:
@@ -363,10 +442,52 @@ def evaluate_models(predictions_parquets, images_tsv, params, out_json, out_tsv,
         for s in ("cv", "eval") if s in entry[level]
         for m, vals in entry[level][s]["metrics"].items()
     ]
+    rows += [
+        {"model": name, "level": "roi_multiclass", "set": s, "metric": m, **vals}
+        for name, entry in models.items() if "multiclass" in entry
+        for s, block in entry["multiclass"].items()
+        for m, vals in _multiclass_rows(block)
+    ]
     with atomic_path(out_tsv) as tmp:
         pd.DataFrame(rows, columns=["model", "level", "set", "metric", "value", "ci_low", "ci_high"]).to_csv(
             tmp, sep="\t", index=False, na_rep="")
     return result
+
+
+def _skip_reasons(predictions_parquets) -> dict[str, dict[str, str]]:
+    """{model: {fold: reason}} from the ``search.json`` written beside each per-job predictions file."""
+    out: dict[str, dict[str, str]] = {}
+    for p in predictions_parquets:
+        search = Path(p).with_name("search.json")
+        if search.exists():
+            rec = json.loads(search.read_text())
+            if rec.get("skipped"):
+                out.setdefault(str(rec["model"]), {})[str(rec["fold"])] = str(rec["skipped"])
+    return out
+
+
+def _multiclass_report(pred: pd.DataFrame, params: dict) -> dict:
+    """Fine-class metrics per set (pooled outer folds, eval) over the ROIs whose true class is known."""
+    known = pred[pred["true_class"].notna() & pred["predicted_class"].notna()]
+    labels = sorted(set(known["true_class"].astype(str)) | set(known["predicted_class"].astype(str)))
+    out = {}
+    for s, f in (("cv", known[known["fold"] != "eval"]), ("eval", known[known["fold"] == "eval"])):
+        if len(f):
+            out[s] = metrics.multiclass_metrics_with_ci(
+                f["true_class"].astype(str), f["predicted_class"].astype(str), f["subject_id"].astype(str),
+                f["label"].to_numpy(), labels=labels, n_boot=params["bootstrap_repeats"],
+                level=params["ci_level"], seed=params["seed"])
+    return out
+
+
+def _multiclass_rows(block: dict):
+    """(metric name, {value, ci_low, ci_high}) rows of one multi-class block for the flat TSV."""
+    for score, vals in block["macro"].items():
+        yield f"macro_{score}", vals
+    yield "accuracy", block["accuracy"]
+    for cls, scores in block["per_class"].items():
+        for score in metrics.MULTICLASS_SCORES:
+            yield f"{score}:{cls}", scores[score]
 
 
 def _by_fine_class(pred: pd.DataFrame, fine: pd.Series) -> dict:
