@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+from dicom_files import write_dicom
 
 from calcsig.errors import IngestError
 from calcsig.ingest.cbis_ddsm import ingest_cbis_ddsm
@@ -146,25 +146,6 @@ def test_missing_columns_and_no_tables_are_reported(tmp_path):
     empty.mkdir()
     with pytest.raises(IngestError, match="no table named"):
         ingest_cbis_ddsm(empty, METADATA_ONLY, tmp_path / "out")
-
-
-def write_dicom(path: Path, pixels: np.ndarray, pixel_spacing=None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = pixels.dtype.itemsize * 8
-    ds.HighBit, ds.PixelRepresentation = ds.BitsStored - 1, 0
-    if pixel_spacing is not None:
-        ds.PixelSpacing = [pixel_spacing, pixel_spacing]
-    ds.PixelData = pixels.tobytes()
-    ds.save_as(path, enforce_file_format=True)
 
 
 def test_images_and_masks_are_read_from_image_root(tmp_path):

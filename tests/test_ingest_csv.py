@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+from dicom_files import write_dicom
 
 from calcsig.errors import IngestError
 from calcsig.ingest.csv_manifest import ingest_csv
@@ -17,29 +17,14 @@ PARAMS = {"pixel_spacing_mm": None, "site": None}
 HEIGHT, WIDTH = 40, 30
 
 
-def write_dicom(path: Path, pixels: np.ndarray, pixel_spacing: float) -> None:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelSpacing = [pixel_spacing, pixel_spacing]
-    ds.PixelData = pixels.tobytes()
-    ds.save_as(path, enforce_file_format=True)
-
-
 @pytest.fixture
 def image_folder(tmp_path) -> Path:
     """A data folder with a 16-bit PNG, a DICOM, an 8-bit PGM and a mask, all 40 x 30."""
     folder = tmp_path / "data"
     (folder / "images").mkdir(parents=True)
     Image.fromarray(np.full((HEIGHT, WIDTH), 40000, np.uint16)).save(folder / "images" / "a.png")
-    write_dicom(folder / "images" / "b.dcm", np.full((HEIGHT, WIDTH), 1000, np.uint16), 0.07)
+    write_dicom(folder / "images" / "b.dcm", np.full((HEIGHT, WIDTH), 1000, np.uint16), bits_stored=12,
+                pixel_spacing=0.07)
     Image.fromarray(np.full((HEIGHT, WIDTH), 90, np.uint8)).save(folder / "images" / "c.pgm")
     mask = np.zeros((HEIGHT, WIDTH), np.uint8)
     mask[10:20, 5:8] = 1
