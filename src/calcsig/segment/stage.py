@@ -225,7 +225,6 @@ def _load_eval_image(image_id: str, segment_dir: Path, truth_path, circles, norm
 def evaluate_segmentation_files(images_tsv: str | Path, rois_tsv: str | Path, segment_dir: str | Path,
                                 params: dict | None, out_json: str | Path, out_froc_png: str | Path | None = None,
                                 out_gallery_png: str | Path | None = None, image_ids=None,
-                                baseline_segment_dir: str | Path | None = None,
                                 plain_hdog_from_scores: bool = False) -> dict:
     """Evaluate segment outputs against the corpus's truth; write metrics JSON and figures.
 
@@ -234,12 +233,10 @@ def evaluate_segmentation_files(images_tsv: str | Path, rois_tsv: str | Path, se
         normal films = images of those sources without any ROI row.
     segment_dir : holds `{image_id}.npz` and `.tsv` from `segment_image_file`.
     image_ids : the images to evaluate (e.g. the held-out split); all when None.
-    baseline_segment_dir : another segment output (plain HDoG) evaluated alongside,
-        reported under `plain_hdog` and drawn on the same FROC figure.
     plain_hdog_from_scores : when the segment output kept every HDoG candidate
         (segmented with `selector_threshold: 0`), plain HDoG is the same
-        candidates ranked by `dog_response`; evaluate that as `plain_hdog`
-        without a second segmentation.
+        candidates ranked by `dog_response`; it is evaluated alongside, reported
+        under `plain_hdog` and drawn on the same FROC figure.
     The FROC score is `selector_score` when present, else `dog_response`; the
     operating point keeps objects with `selector_score >= selector_threshold`
     (all objects without a selector). Segmenting with `selector_threshold: 0`
@@ -261,30 +258,28 @@ def evaluate_segmentation_files(images_tsv: str | Path, rois_tsv: str | Path, se
     cluster_sources = set(images.loc[images["image_id"].astype(str).isin(circles), "source"].astype(str))
     truth_col = images["truth_mask_path"] if "truth_mask_path" in images else pd.Series(None, index=images.index)
 
-    def load(directory: Path, use_selector: bool = True):
+    def load(use_selector: bool = True):
         out = []
         for (_, row), truth in zip(images.iterrows(), truth_col):
             iid = str(row["image_id"])
             normal = str(row["source"]) in cluster_sources and iid not in with_roi
             truth = truth if isinstance(truth, str) and truth else None
             if truth or iid in circles or normal:
-                out.append(_load_eval_image(iid, directory, truth, circles.get(iid), normal,
+                out.append(_load_eval_image(iid, Path(segment_dir), truth, circles.get(iid), normal,
                                             p["selector_threshold"], use_selector))
         return out
 
     kwargs = dict(distance_mm=p["match_distance_mm"], iou_min=p["match_iou"], fp_rate=p["fp_per_cm2"],
                   cluster_min_objects=p["cluster_min_objects"], cluster_diameter_mm=p["cluster_diameter_mm"])
-    evals = load(Path(segment_dir))
+    evals = load()
     metrics, froc = evaluate_images(evals, **kwargs)
     metrics["n_images"] = len(evals)
     curves = {}
     if froc is not None:
         metrics["froc"] = froc.corners()
         curves["segment"] = froc
-    if baseline_segment_dir is not None or plain_hdog_from_scores:
-        baseline = load(Path(segment_dir), use_selector=False) if plain_hdog_from_scores \
-            else load(Path(baseline_segment_dir))
-        base_metrics, base_froc = evaluate_images(baseline, **kwargs)
+    if plain_hdog_from_scores:
+        base_metrics, base_froc = evaluate_images(load(use_selector=False), **kwargs)
         if base_froc is not None:
             base_metrics["froc"] = base_froc.corners()
             curves["plain HDoG"] = base_froc
