@@ -28,7 +28,7 @@ rule gather_features:
         code=package_code("batch.py", "features"),
     output:
         objects="results/features/objects.parquet",
-        rois=report("results/features/rois.parquet", caption="../report/features.rst", category="Features"),
+        rois="results/features/rois.parquet",
     log:
         "logs/features/gather_features.log",
     benchmark:
