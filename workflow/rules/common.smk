@@ -40,7 +40,8 @@ def package_code(*parts):
     for part in ("__init__.py", "paths.py", "errors.py") + parts:
         path = REPO / "src" / "calcsig" / part
         files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
-    return [str(f.relative_to(REPO)) if f.is_relative_to(Path.cwd()) else str(f) for f in files]
+    # relative to the working directory where possible, as Snakemake prints inputs
+    return [str(f.relative_to(Path.cwd())) if f.is_relative_to(Path.cwd()) else str(f) for f in files]
 
 
 def corpus_table(kind):
