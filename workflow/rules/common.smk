@@ -29,6 +29,11 @@ try:
 except ConfigError as error:
     sys.exit(f"calcsig: invalid configuration:\n{error}")
 
+# Stage seeds left null follow the top-level seed, so one key re-seeds the whole run.
+for section, key in (("segment", "selector_random_state"), ("model", "seed")):
+    if config[section][key] is None:
+        config[section][key] = config["seed"]
+
 
 def package_code(*parts):
     """The calcsig source files a rule depends on, so a code change reruns it.

@@ -137,5 +137,5 @@ def train_selector(samples, params: dict) -> CandidateSelector:
     selector = CandidateSelector(max_iter=p["selector_max_iter"], learning_rate=p["selector_learning_rate"],
                                  max_leaf_nodes=p["selector_max_leaf_nodes"],
                                  min_samples_leaf=p["selector_min_samples_leaf"],
-                                 random_state=p["selector_random_state"])
+                                 random_state=0 if p["selector_random_state"] is None else p["selector_random_state"])
     return selector.fit(X, y)
