@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from calcsig.partition.audit import AuditError, audit_corpus, audit_table
+from calcsig.partition.audit import AuditError, audit_corpus, audit_table, enforce_policy
 from calcsig.partition.stage import run_audit, write_assignment
 from calcsig.tables import validate_corpus, write_tables
 from test_audit_hashing import mammogram_like
@@ -189,3 +189,27 @@ def test_table_of_a_clean_report_has_counts_only(tmp_path):
     report = audit_corpus(corpus["images"], corpus["rois"], corpus["assignment"], **SETTINGS, policy="warn")
     table = audit_table(report)
     assert len(table) == 6 and set(table["status"]) == {"count"} and set(table["items"]) == {"0"}
+
+
+def test_external_is_held_out_like_eval():
+    """A copy between train and the external cohort is a leak; eval vs external is only reported."""
+    images = pd.DataFrame([{"image_id": i, "subject_id": s, "has_pixels": True, "laterality": "L", "view": "CC",
+                            "source": "handmade", "subset": "main"}
+                           for i, s in (("A", "S1"), ("B", "S2"), ("C", "S3"), ("D", "S4"), ("E", "S5"))])
+    rois = pd.DataFrame(columns=["roi_id", "image_id", "shape", "label", "source"])
+    split = {"S1": "train", "S2": "external", "S3": "eval", "S4": "external", "S5": "dev"}
+    assignment = pd.DataFrame([{"level": "image", "subject_id": s, "image_id": i, "roi_id": None, "split": split[s],
+                                "outer_fold": 1 if split[s] in ("train", "dev") else None}
+                               for i, s in zip("ABCDE", ("S1", "S2", "S3", "S4", "S5"))])
+    assignment["outer_fold"] = assignment["outer_fold"].astype("Int64")
+    # A (train) = B (external); C (eval) = D (external); E (dev) has no copy
+    hashes = pd.DataFrame({"pixel_hash": ["h1", "h1", "h2", "h2", "h3"], "phash": None},
+                          index=pd.Index(list("ABCDE"), name="image_id"))
+    report = audit_corpus(images, rois, assignment, hashes=hashes, **SETTINGS)
+    pairs = {tuple(e["image_ids"]): e for e in report["exact_duplicates"]}
+    assert pairs[("A", "B")]["leak"] and pairs[("A", "B")]["splits"] == ["train", "external"]
+    assert not pairs[("C", "D")]["leak"] and pairs[("C", "D")]["across_splits"]
+    assert report["summary"]["exact_duplicate_pairs_leaking"] == 1
+    assert report["violations"] == ["exact duplicate images A (train) and B (external)"]
+    with pytest.raises(AuditError, match="B \\(external\\)"):
+        enforce_policy(report)

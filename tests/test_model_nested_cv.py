@@ -27,6 +27,11 @@ def marked(tmp_path_factory):
     cases, objects, images, globals_ = stage.load_model_data(
         files["objects"], files["rois"], files["corpus_rois"], files["images"], files["assignment"])
     assert globals_[-1] == "hc_marker"
+    # an external cohort: two subjects of each label taken out of train+dev (split external, no fold)
+    dev = cases[cases["split"] != "eval"].drop_duplicates("subject_id")
+    external = [s for lab in (0, 1) for s in dev.loc[dev["label"] == lab, "subject_id"].iloc[:2]]
+    ext = cases["subject_id"].isin(external)
+    cases.loc[ext, "split"], cases.loc[ext, "outer_fold"] = "external", ""
     return cases, objects, images, globals_, {v: k for k, v in codes.items()}
 
 
@@ -86,8 +91,16 @@ def test_no_fitted_step_sees_a_held_out_roi(marked, monkeypatch, fold):
 
     train, test = stage.fold_cases(cases, fold)
     train_ids = train["roi_id"].tolist()
-    held_out = set(test["roi_id"]) | (set(cases.loc[cases["split"] == "eval", "roi_id"]) if fold != "eval" else set())
-    assert set(pred["roi_id"]) == set(test["roi_id"]) and held_out
+    external = set(cases.loc[cases["split"] == "external", "roi_id"])
+    held_out = (set(test["roi_id"]) | external
+                | (set(cases.loc[cases["split"] == "eval", "roi_id"]) if fold != "eval" else set()))
+    assert set(pred["roi_id"]) == set(test["roi_id"]) and held_out and external
+    # only the final model predicts the external ROIs, under fold "external"
+    if fold == "eval":
+        assert set(pred.loc[pred["fold"] == "external", "roi_id"]) == external
+        assert set(pred.loc[pred["fold"] == "eval", "roi_id"]) == set(cases.loc[cases["split"] == "eval", "roi_id"])
+    else:
+        assert not external & set(pred["roi_id"]) and set(pred["fold"]) == {fold}
     assert len(seen["splits"]) == 1
     # the sets a fitted step may see: an inner training part, or the whole outer training set (refit)
     allowed = [frozenset(train_ids)] + [frozenset(np.asarray(train_ids)[tr]) for tr, _ in seen["splits"][0]]
@@ -190,8 +203,16 @@ def test_fine_class_fits_never_see_a_held_out_roi(marked, monkeypatch, fold):
     pred, record = stage.predict_cases(cases, objects, images, globals_, params, fold, "fine_class")
 
     train, test = stage.fold_cases(cases, fold)
-    held_out = set(test["roi_id"]) | (set(cases.loc[cases["split"] == "eval", "roi_id"]) if fold != "eval" else set())
-    assert set(pred["roi_id"]) == set(test["roi_id"]) and held_out
+    external = set(cases.loc[cases["split"] == "external", "roi_id"])
+    held_out = (set(test["roi_id"]) | external
+                | (set(cases.loc[cases["split"] == "eval", "roi_id"]) if fold != "eval" else set()))
+    assert set(pred["roi_id"]) == set(test["roi_id"]) and held_out and external
+    # only the final model predicts the external ROIs, under fold "external"
+    if fold == "eval":
+        assert set(pred.loc[pred["fold"] == "external", "roi_id"]) == external
+        assert set(pred.loc[pred["fold"] == "eval", "roi_id"]) == set(cases.loc[cases["split"] == "eval", "roi_id"])
+    else:
+        assert not external & set(pred["roi_id"]) and set(pred["fold"]) == {fold}
     # the ROIs the multi-class fit uses: the training ROIs of the classes it could cross-validate
     fit_ids = train.loc[train["fine_class"].isin(record["classes"]), "roi_id"].to_numpy()
     assert len(fit_ids) == record["n_train_fit"]

@@ -1,7 +1,8 @@
 """Entry points of the model and evaluate stages: file paths and plain parameters in, files out.
 
 - :func:`run_outer_fold` one model on one outer fold (or the final model on eval);
-- :func:`run_final` the final model: refit on train+dev, eval predicted once;
+- :func:`run_final` the final model: refit on train+dev, eval (and the external
+  cohort, fold ``external``, when the partition has one) predicted once;
 - :func:`gather_predictions` concatenate the per-job predictions;
 - :func:`evaluate_models` metrics with CIs at ROI, image and breast level, and
   the comparison tests, into ``models.json`` and a flat TSV.
@@ -33,6 +34,7 @@ PREDICTION_COLUMNS = ["roi_id", "subject_id", "image_id", "model", "fold", "labe
 # extra columns of the multi-class model's rows (missing, i.e. null, for the other models)
 MULTICLASS_COLUMNS = ["true_class", "predicted_class", "class_probabilities"]
 GLOBAL_PREFIXES = ("n_objects", "topo_", "hc_", "dist_")
+EXTERNAL = "external"  # split of the external cohort in assignment.tsv and fold of its predictions
 MODEL_KINDS = ("bag_of_objects", "mean_std", "mask_brf", "no_enrichment", "fine_class")
 
 
@@ -179,15 +181,25 @@ def _estimator(model_name: str, params: dict, objects: ObjectTable, masks):
 
 
 def fold_cases(cases: pd.DataFrame, fold) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(training cases, held-out cases) of outer fold `fold` (1..K), or of the final model (`"eval"`)."""
+    """(training cases, held-out cases) of outer fold `fold` (1..K), or of the final model (`"eval"`).
+
+    The final model's held-out cases are the eval and the external ROIs; an
+    outer fold never touches external ROIs (they are neither trained on nor
+    predicted there).
+    """
     dev = cases["split"].isin(["train", "dev"])
     if str(fold) == "eval":
-        return cases[dev], cases[cases["split"] == "eval"]
+        return cases[dev], cases[cases["split"].isin(["eval", EXTERNAL])]
     folds = set(cases.loc[dev, "outer_fold"])
     if str(fold) not in folds:
         raise ValueError(f"outer fold {fold!r} not in the partition (folds {sorted(folds)})")
     held = dev & (cases["outer_fold"] == str(fold))
     return cases[dev & ~held], cases[held]
+
+
+def _fold_labels(test: pd.DataFrame, fold) -> np.ndarray:
+    """The predictions' fold column: the fold, or ``external`` for external ROIs (final model only)."""
+    return np.where(test["split"].to_numpy() == EXTERNAL, EXTERNAL, str(fold)).astype(object)
 
 
 def predict_cases(cases, objects, images, globals_, params, fold, model_name, masks=None):
@@ -198,6 +210,8 @@ def predict_cases(cases, objects, images, globals_, params, fold, model_name, ma
     params = resolve_params(params)
     train, test = fold_cases(cases, fold)
     record = {"model": model_name, "fold": str(fold), "n_train": int(len(train)), "n_test": int(len(test))}
+    if (test["split"] == EXTERNAL).any():
+        record["n_external"] = int((test["split"] == EXTERNAL).sum())
     if model_name == "no_enrichment":
         en = params["enrichment"]
         drop = baselines.enrichment_mask(images, train["image_id"], en["column"], en["value"])
@@ -225,7 +239,7 @@ def predict_cases(cases, objects, images, globals_, params, fold, model_name, ma
         "subject_id": test["subject_id"].to_numpy(),
         "image_id": test["image_id"].to_numpy(),
         "model": model_name,
-        "fold": str(fold),
+        "fold": _fold_labels(test, fold),
         "label": test["label"].to_numpy().astype(int),
         "probability": result.probability.astype(float),
         "predicted": result.predicted.astype(int),
@@ -242,7 +256,7 @@ def _predict_fine_class(train, test, columns, params, objects, masks, fold) -> t
     """
     base = {
         "roi_id": test["roi_id"].to_numpy(), "subject_id": test["subject_id"].to_numpy(),
-        "image_id": test["image_id"].to_numpy(), "model": "fine_class", "fold": str(fold),
+        "image_id": test["image_id"].to_numpy(), "model": "fine_class", "fold": _fold_labels(test, fold),
         "label": test["label"].to_numpy().astype(int),
     }
     try:
@@ -320,6 +334,21 @@ def gather_predictions(predictions_parquets, out_parquet) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- evaluation
 
+SETS = ("cv", "eval", EXTERNAL)
+
+
+def _set_of(fold: pd.Series) -> np.ndarray:
+    """Evaluation set of each prediction: eval and external as such, every outer fold pooled into cv."""
+    fold = fold.astype(str).to_numpy()
+    return np.where(np.isin(fold, ["eval", EXTERNAL]), fold, "cv").astype(object)
+
+
+def _sets(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """{set: rows} for cv, eval and external (a set may be empty)."""
+    of = _set_of(frame["fold"])
+    return {s: frame[of == s] for s in SETS}
+
+
 def _report(frame: pd.DataFrame, params: dict, groups_col: str = "subject_id", full: bool = True) -> dict:
     kw = dict(n_boot=params["bootstrap_repeats"], level=params["ci_level"], seed=params["seed"])
     y, p, yhat, g = (frame["label"].to_numpy(), frame["probability"].to_numpy(),
@@ -353,11 +382,13 @@ def evaluate_models(predictions_parquets, images_tsv, params, out_json, out_tsv,
     """Metrics of every model at ROI, image and breast level, and paired tests against the main model.
 
     `predictions_parquets` is one gathered predictions file or a list of
-    per-job files. models.json: ``models[name][level]["cv"|"eval"]`` (pooled
-    outer-fold predictions / eval predictions) with each metric as
+    per-job files. models.json: ``models[name][level]["cv"|"eval"|"external"]``
+    (pooled outer-fold predictions / eval predictions / the final model's
+    external-cohort predictions, present only when there are any) with each metric as
     {value, ci_low, ci_high}, ``models[name]["roi"]["folds"][k]`` per outer
     fold, and ``comparisons`` (DeLong and McNemar of the main model against
-    each baseline on the same cases, per level and set). When the corpus ROI
+    each baseline on the same cases, per level and set, external included, so
+    the enrichment ablation is tested on the external cohort too). When the corpus ROI
     table is given, the call rate per fine class is added. A model with
     fine-class predictions (``true_class``/``predicted_class``) also gets
     ``models[name]["multiclass"]["cv"|"eval"]`` (macro and per-class
@@ -392,7 +423,7 @@ def evaluate_models(predictions_parquets, images_tsv, params, out_json, out_tsv,
         per_level[name] = levels
         entry = {}
         for level, frame in levels.items():
-            sets = {"cv": frame[frame["fold"] != "eval"], "eval": frame[frame["fold"] == "eval"]}
+            sets = _sets(frame)
             entry[level] = {s: _report(f, params) for s, f in sets.items() if len(f)}
             if level == "roi":
                 entry[level]["folds"] = {
@@ -417,12 +448,10 @@ def evaluate_models(predictions_parquets, images_tsv, params, out_json, out_tsv,
                 continue
             for level in ("roi", "image", "breast"):
                 key = {"roi": ["roi_id", "fold"], "image": ["image_id", "fold"], "breast": ["breast_id", "fold"]}[level]
-                for s in ("cv", "eval"):
-                    a, b = per_level[main][level], per_level[other][level]
-                    sel_a = a[(a["fold"] == "eval") == (s == "eval")]
-                    sel_b = b[(b["fold"] == "eval") == (s == "eval")]
+                sets_a, sets_b = _sets(per_level[main][level]), _sets(per_level[other][level])
+                for s in SETS:
                     cols = key + ["label", "probability", "predicted"]
-                    res = _compare(sel_a[cols], sel_b[cols], key, params)
+                    res = _compare(sets_a[s][cols], sets_b[s][cols], key, params)
                     if res["n"]:
                         comparisons.append({"a": main, "b": other, "level": level, "set": s, **res})
     result = {
@@ -439,7 +468,7 @@ def evaluate_models(predictions_parquets, images_tsv, params, out_json, out_tsv,
         {"model": name, "level": level, "set": s, "metric": m, **vals}
         for name, entry in models.items()
         for level in ("roi", "image", "breast") if level in entry
-        for s in ("cv", "eval") if s in entry[level]
+        for s in SETS if s in entry[level]
         for m, vals in entry[level][s]["metrics"].items()
     ]
     rows += [
@@ -471,7 +500,7 @@ def _multiclass_report(pred: pd.DataFrame, params: dict) -> dict:
     known = pred[pred["true_class"].notna() & pred["predicted_class"].notna()]
     labels = sorted(set(known["true_class"].astype(str)) | set(known["predicted_class"].astype(str)))
     out = {}
-    for s, f in (("cv", known[known["fold"] != "eval"]), ("eval", known[known["fold"] == "eval"])):
+    for s, f in _sets(known).items():
         if len(f):
             out[s] = metrics.multiclass_metrics_with_ci(
                 f["true_class"].astype(str), f["predicted_class"].astype(str), f["subject_id"].astype(str),
@@ -493,7 +522,7 @@ def _multiclass_rows(block: dict):
 def _by_fine_class(pred: pd.DataFrame, fine: pd.Series) -> dict:
     """Per set and fine class: number of ROIs and the fraction called actionable."""
     df = pred.assign(fine_class=pred["roi_id"].astype(str).map(fine).fillna("unknown").astype(str),
-                     set=np.where(pred["fold"] == "eval", "eval", "cv"))
+                     set=_set_of(pred["fold"]))
     out = {}
     for (s, fc), g in df.groupby(["set", "fine_class"], sort=True):
         out.setdefault(s, {})[fc] = {"n": int(len(g)), "called_actionable": float(g["predicted"].mean())}

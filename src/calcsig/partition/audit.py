@@ -9,7 +9,8 @@ audit.json holds:
 - ``fold_overlap``: subjects whose rows carry more than one outer fold.
 - ``exact_duplicates``: one entry per pair of images with identical decoded
   pixels (hashing.pixel_hash), with their subjects, splits, ``group`` (the
-  shared hash), ``across_splits`` and ``leak`` (one in train/dev, one in eval).
+  shared hash), ``across_splits`` and ``leak`` (one in train/dev, one held out:
+  eval or external).
 - ``near_duplicates``: pairs within the Hamming threshold of the perceptual
   hash (method ``perceptual``, with ``distance``; pairs already exact are left
   out) and, for images without pixels, pairs sharing the metadata key
@@ -25,7 +26,8 @@ audit.json holds:
 - ``unreadable_images``: images marked has_pixels whose file could not be read
   (they are audited by their metadata key instead).
 - ``violations``: what the policy acts on: undeclared subject overlap, fold
-  overlap, and exact or near duplicates across train/dev vs eval. Label
+  overlap, and exact or near duplicates across train/dev vs eval or external
+  (the external cohort is held out like eval). Label
   conflicts are reported but never stop the run.
 An image's split is that of its image row in the assignment, or of its subject
 row when the assignment has no image rows.
@@ -45,6 +47,7 @@ from ..paths import atomic_path
 from .hashing import hamming_matrix, perceptual_hash, pixel_hash
 
 TRAINING = ("train", "dev")
+HELD_OUT = ("eval", "external")
 
 
 class AuditError(CalcsigError):
@@ -131,7 +134,7 @@ def _subject_overlap(images: pd.DataFrame, assignment: pd.DataFrame, split_of_im
 def _pair_entry(a: str, b: str, subject_of: pd.Series, split_of: pd.Series, **extra) -> dict:
     a, b = sorted((a, b))
     splits = [split_of.get(a), split_of.get(b)]
-    leak = (splits[0] in TRAINING and splits[1] == "eval") or (splits[1] in TRAINING and splits[0] == "eval")
+    leak = (splits[0] in TRAINING and splits[1] in HELD_OUT) or (splits[1] in TRAINING and splits[0] in HELD_OUT)
     return {"image_ids": [a, b], "subject_ids": [subject_of.get(a), subject_of.get(b)], "splits": splits,
             **extra, "across_splits": splits[0] != splits[1], "leak": bool(leak)}
 

@@ -2,7 +2,8 @@
 
 assignment.tsv (docs/contracts.md): one row per subject, image and ROI with
 columns level (subject|image|roi), subject_id, image_id, roi_id, split
-(train|dev|eval), outer_fold (1..K for train and dev rows, empty for eval).
+(train|dev|eval|external), outer_fold (1..K for train and dev rows, empty for
+eval and external).
 
 Decisions:
 - The subject row carries the subject's split: the split of its images outside
@@ -18,6 +19,13 @@ Decisions:
 - Given split (images.given_split or split_file): eval/test and dev are pinned;
   when the source defines no dev at all, its train subjects are divided into
   train and dev by the optimiser (target shares train : dev of `fractions`).
+- External cohort (partition.external = {column, values}): images whose column
+  value is listed are split `external` (no fold), their ROIs follow. They are
+  left out of the covariates, the optimiser and the balance objective, so the
+  development corpus is split exactly as it would be without them. A subject
+  row is `external` when all its images are; a subject with development images
+  too keeps its development split on the subject row while its external images
+  stay external, and the audit reports it as a subject in two splits.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from .covariates import subject_covariates, design_matrix
 from .optimiser import optimise_groups
 
 SPLITS = ("train", "dev", "eval")
+EXTERNAL = "external"
 ASSIGNMENT_COLUMNS = ["level", "subject_id", "image_id", "roi_id", "split", "outer_fold"]
 GIVEN_TO_SPLIT = {"train": "train", "dev": "dev", "eval": "eval", "test": "eval"}
 
@@ -74,6 +83,18 @@ def in_subsets(images: pd.DataFrame, subsets: list[str]) -> pd.Series:
     listed = set(subsets)
     source = images["source"].astype(str) if "source" in images.columns else pd.Series("", index=images.index)
     return images["subset"].astype(str).isin(listed) | (source + ":" + images["subset"].astype(str)).isin(listed)
+
+
+def in_external(images: pd.DataFrame, external: dict | None) -> pd.Series:
+    """Whether each image belongs to the external cohort ({column, values}; None = no cohort)."""
+    if not external:
+        return pd.Series(False, index=images.index)
+    column = external["column"]
+    if column not in images.columns:
+        raise PartitionError(f"partition.external.column {column!r} is not a column of images.tsv "
+                             f"(has {', '.join(map(str, images.columns))})")
+    # compare as text: values in the config are strings, a site column may be read as numbers
+    return images[column].astype(str).isin({str(v) for v in external["values"]})
 
 
 def _subject_given_split(image_split: pd.Series, subject_of: pd.Series, subjects: pd.Index) -> pd.Series:
@@ -158,6 +179,7 @@ def build_assignment(images: pd.DataFrame, rois: pd.DataFrame, subject_split: pd
     """The assignment table from subject splits and folds (rules in the module docstring).
 
     image_given: image_id -> train/dev/eval from the source, or None.
+    subject_split may hold `external` for subjects with only external images.
     """
     enrich = in_subsets(images, params["enrichment_subsets"]).to_numpy()
     image_split = images["subject_id"].map(subject_split).to_numpy(dtype=object)
@@ -167,6 +189,8 @@ def build_assignment(images: pd.DataFrame, rois: pd.DataFrame, subject_split: pd
         keep_own = pd.notna(own) & ~follows_subject
         image_split = np.where(keep_own, own, image_split)
     image_split = np.where(enrich, "train", image_split)
+    # an external image is held out whatever its subset or given split says
+    image_split = np.where(in_external(images, params.get("external")).to_numpy(), EXTERNAL, image_split)
     image_rows = pd.DataFrame({"level": "image", "subject_id": images["subject_id"].to_numpy(),
                                "image_id": images["image_id"].to_numpy(), "roi_id": None, "split": image_split})
     split_of_image = image_rows.set_index("image_id")["split"]
@@ -188,6 +212,18 @@ def partition_tables(images: pd.DataFrame, rois: pd.DataFrame, subjects: pd.Data
                      seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Assignment table, balance table and balance summary from typed corpus tables."""
     params = partition_params(params)
+    all_images, all_rois = images, rois
+    external = in_external(images, params["external"])
+    if external.any():
+        if external.all():
+            raise PartitionError("partition.external selects every image: no development corpus is left to split")
+        # the development corpus alone is covariate-described, optimised and balanced
+        images = images.loc[~external]
+        rois = rois.loc[rois["image_id"].isin(set(images["image_id"]))]
+        if subjects is not None:
+            # drop only the external-only subjects: a listed subject without images stays as before
+            gone = set(all_images.loc[external, "subject_id"]) - set(images["subject_id"])
+            subjects = subjects.loc[~subjects["subject_id"].isin(gone)]
     cov = subject_covariates(images, rois, subjects, covariates=params["covariates"],
                              numeric_covariates=params["numeric_covariates"], morphology=params["morphology"],
                              age_bins=params["age_bins"], stratify_by=params["stratify_by"],
@@ -196,7 +232,8 @@ def partition_tables(images: pd.DataFrame, rois: pd.DataFrame, subjects: pd.Data
     enrich = in_subsets(images, params["enrichment_subsets"])
     if params["split_file"]:
         given_subject = _read_split_file(params["split_file"])
-        unknown = sorted(set(given_subject.index) - set(cov.frame.index))
+        # external-only subjects may be listed; their split comes from partition.external
+        unknown = sorted(set(given_subject.index) - set(cov.frame.index) - set(all_images.loc[external, "subject_id"]))
         if unknown:
             raise PartitionError(f"{params['split_file']}: {len(unknown)} subject(s) not in the corpus: "
                                  + ", ".join(unknown[:50]))
@@ -213,11 +250,20 @@ def partition_tables(images: pd.DataFrame, rois: pd.DataFrame, subjects: pd.Data
         has_train_rows |= set(images.loc[images["image_id"].map(image_given).isin(["train", "dev"]).to_numpy(),
                                          "subject_id"])
     fold = assign_folds(cov, pd.Index([s for s in cov.frame.index if s in has_train_rows]), params, seed)
-    assignment = build_assignment(images, rois, subject_split, fold, params, image_given)
+    external_only = sorted(set(all_images.loc[external, "subject_id"]) - set(subject_split.index))
+    full_split = pd.concat([subject_split, pd.Series(EXTERNAL, index=pd.Index(external_only), dtype=object)])
+    assignment = build_assignment(all_images, all_rois, full_split, fold, params, image_given)
     main_folds = fold.loc[[s for s in fold.index if subject_split[s] in ("train", "dev")]]
     table, summary = balance_report(cov, subject_split, main_folds)
     summary["seed"] = int(seed)
     summary["mode"] = "split_file" if params["split_file"] else ("given_split" if params["use_given_split"] else "optimised")
+    if params["external"]:
+        ext_images = all_images.loc[external]
+        summary["external"] = {"column": params["external"]["column"],
+                               "values": [str(v) for v in params["external"]["values"]],
+                               "n_images": int(len(ext_images)),
+                               "n_subjects": int(ext_images["subject_id"].nunique()),
+                               "n_subjects_external_only": len(external_only)}
     return assignment, table, summary
 
 
