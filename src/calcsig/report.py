@@ -150,7 +150,8 @@ def splits_section(balance_tsv, balance_json, audit_json, audit_tsv) -> Section:
     with open(audit_json) as fh:
         audit = json.load(fh)
     section = Section("Splits and leak audit",
-                      "Subjects are assigned whole to train, dev and eval (and outer folds inside train+dev). "
+                      "Subjects are assigned whole to train, dev and eval (and outer folds inside train+dev); "
+                      "an external cohort, when configured, is a split of its own. "
                       "The audit looks for subjects in several splits, duplicated images and label conflicts.")
     for kind in ("subject_overlap", "exact_duplicates", "near_duplicates", "label_conflicts"):
         found = audit.get(kind, [])

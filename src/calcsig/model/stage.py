@@ -68,6 +68,8 @@ def resolve_params(params: dict | None) -> dict:
             out[key].update(value)
         else:
             out[key] = value
+    if out["seed"] is None:  # the workflow passes the top-level seed; on its own the library uses 0
+        out["seed"] = 0
     return out
 
 
