@@ -82,6 +82,15 @@ def _instrument(monkeypatch):
     return seen
 
 
+def assert_external_predicted_by_the_final_model_only(pred, cases, fold, external):
+    """Only the final model predicts the external ROIs, under fold "external"; outer folds never see them."""
+    if fold == "eval":
+        assert set(pred.loc[pred["fold"] == "external", "roi_id"]) == external
+        assert set(pred.loc[pred["fold"] == "eval", "roi_id"]) == set(cases.loc[cases["split"] == "eval", "roi_id"])
+    else:
+        assert not external & set(pred["roi_id"]) and set(pred["fold"]) == {fold}
+
+
 @pytest.mark.parametrize("fold", ["2", "eval"])
 def test_no_fitted_step_sees_a_held_out_roi(marked, monkeypatch, fold):
     cases, objects, images, globals_, roi_of = marked
@@ -95,12 +104,7 @@ def test_no_fitted_step_sees_a_held_out_roi(marked, monkeypatch, fold):
     held_out = (set(test["roi_id"]) | external
                 | (set(cases.loc[cases["split"] == "eval", "roi_id"]) if fold != "eval" else set()))
     assert set(pred["roi_id"]) == set(test["roi_id"]) and held_out and external
-    # only the final model predicts the external ROIs, under fold "external"
-    if fold == "eval":
-        assert set(pred.loc[pred["fold"] == "external", "roi_id"]) == external
-        assert set(pred.loc[pred["fold"] == "eval", "roi_id"]) == set(cases.loc[cases["split"] == "eval", "roi_id"])
-    else:
-        assert not external & set(pred["roi_id"]) and set(pred["fold"]) == {fold}
+    assert_external_predicted_by_the_final_model_only(pred, cases, fold, external)
     assert len(seen["splits"]) == 1
     # the sets a fitted step may see: an inner training part, or the whole outer training set (refit)
     allowed = [frozenset(train_ids)] + [frozenset(np.asarray(train_ids)[tr]) for tr, _ in seen["splits"][0]]
@@ -207,12 +211,7 @@ def test_fine_class_fits_never_see_a_held_out_roi(marked, monkeypatch, fold):
     held_out = (set(test["roi_id"]) | external
                 | (set(cases.loc[cases["split"] == "eval", "roi_id"]) if fold != "eval" else set()))
     assert set(pred["roi_id"]) == set(test["roi_id"]) and held_out and external
-    # only the final model predicts the external ROIs, under fold "external"
-    if fold == "eval":
-        assert set(pred.loc[pred["fold"] == "external", "roi_id"]) == external
-        assert set(pred.loc[pred["fold"] == "eval", "roi_id"]) == set(cases.loc[cases["split"] == "eval", "roi_id"])
-    else:
-        assert not external & set(pred["roi_id"]) and set(pred["fold"]) == {fold}
+    assert_external_predicted_by_the_final_model_only(pred, cases, fold, external)
     # the ROIs the multi-class fit uses: the training ROIs of the classes it could cross-validate
     fit_ids = train.loc[train["fine_class"].isin(record["classes"]), "roi_id"].to_numpy()
     assert len(fit_ids) == record["n_train_fit"]
