@@ -1,9 +1,9 @@
 """External cohort through the model stage: predicted once by the final models, never fitted, evaluated as a set."""
 
-import json
-
 import pandas as pd
 import pytest
+
+from model_stage_runs import run_every_job
 
 from calcsig.model import simulate, stage
 
@@ -32,21 +32,7 @@ def files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run(files):
-    outs, searches = [], {}
-    args = (files["objects"], files["rois"], files["corpus_rois"], files["images"], files["assignment"], FAST)
-    for model in stage.model_names(FAST):
-        for fold in ("1", "2", "3", "eval"):
-            if fold == "eval":
-                paths = stage.run_final(*args, model, files["dir"] / model / fold)
-            else:
-                paths = stage.run_outer_fold(*args, fold, model, files["dir"] / model / fold)
-            outs.append(paths["predictions"])
-            searches[(model, fold)] = json.loads(paths["search"].read_text())
-    pred = stage.gather_predictions(outs, files["dir"] / "predictions.parquet")
-    result = stage.evaluate_models(files["dir"] / "predictions.parquet", files["images"], FAST,
-                                   files["dir"] / "models.json", files["dir"] / "models.tsv",
-                                   corpus_rois_tsv=files["corpus_rois"])
-    return pred, searches, result
+    return run_every_job(files, FAST)
 
 
 def test_external_rois_are_predicted_once_by_the_final_model_only(files, run):

@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from model_stage_runs import run_every_job
+
 from calcsig.model import simulate, stage
 from calcsig.model.baselines import MaskPixels, MaskSource, resize_nearest
 from calcsig.paths import RESOURCE_DIR, SCHEMA_DIR
@@ -36,22 +38,7 @@ def files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run(files):
-    outs, searches = [], {}
-    for model in stage.model_names(FAST):
-        for fold in ("1", "2", "3", "eval"):
-            call = stage.run_final if fold == "eval" else stage.run_outer_fold
-            args = (files["objects"], files["rois"], files["corpus_rois"], files["images"], files["assignment"], FAST)
-            if fold == "eval":
-                paths = call(*args, model, files["dir"] / model / fold, masks_dir=files["masks"])
-            else:
-                paths = call(*args, fold, model, files["dir"] / model / fold, masks_dir=files["masks"])
-            outs.append(paths["predictions"])
-            searches[(model, fold)] = json.loads(paths["search"].read_text())
-    gathered = stage.gather_predictions(outs, files["dir"] / "predictions.parquet")
-    result = stage.evaluate_models(files["dir"] / "predictions.parquet", files["images"], FAST,
-                                   files["dir"] / "models.json", files["dir"] / "models.tsv",
-                                   corpus_rois_tsv=files["corpus_rois"])
-    return gathered, searches, result
+    return run_every_job(files, FAST, masks_dir=files["masks"])
 
 
 def test_predictions_follow_the_contract(files, run):
