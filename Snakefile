@@ -1,6 +1,7 @@
 # calcsig: from mammograms to calcification signatures and validated risk models.
 # The map of stages is ../shared/DESIGN.md and docs/contracts.md.
 
+
 configfile: "config.yaml"
 
 
@@ -14,6 +15,6 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_targets(),
-    default_target: True

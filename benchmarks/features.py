@@ -64,14 +64,15 @@ def synthetic_roi(size: int, n_objects: int, seed: int) -> tuple[np.ndarray, np.
     k = 0
     while k < n_objects:
         cy, cx = (int(v) for v in rng.integers(8, size - 8, 2))
-        if labels[max(cy - 4, 0):cy + 5, max(cx - 4, 0):cx + 5].any():
+        if labels[max(cy - 4, 0) : cy + 5, max(cx - 4, 0) : cx + 5].any():
             continue
         k += 1
         if rng.random() < 0.7:
             r = rng.uniform(0.5, 5.0)
-            shape = ((yy[cy - 6:cy + 7, cx - 6:cx + 7] - cy) ** 2 + (xx[cy - 6:cy + 7, cx - 6:cx + 7] - cx) ** 2
-                     <= r * r)
-            region = labels[cy - 6:cy + 7, cx - 6:cx + 7]
+            shape = (yy[cy - 6 : cy + 7, cx - 6 : cx + 7] - cy) ** 2 + (
+                xx[cy - 6 : cy + 7, cx - 6 : cx + 7] - cx
+            ) ** 2 <= r * r
+            region = labels[cy - 6 : cy + 7, cx - 6 : cx + 7]
             region[shape & (region == 0)] = k
         else:
             y, x = cy, cx
@@ -94,8 +95,10 @@ def naive_local(image: np.ndarray, foreground: np.ndarray, band_px: float, n: in
     rows = []
     for label in range(1, n + 1):
         row = []
-        for extractor, mask, names in ((fg_ex, foreground == label, fg_names),
-                                       (bg_ex, object_band(foreground, label, band_px), bg_names)):
+        for extractor, mask, names in (
+            (fg_ex, foreground == label, fg_names),
+            (bg_ex, object_band(foreground, label, band_px), bg_names),
+        ):
             sitk_mask = sitk.GetImageFromArray(mask.astype(np.uint8))
             sitk_mask.SetSpacing((SPACING_MM, SPACING_MM))
             try:
@@ -138,10 +141,21 @@ def run(naive_objects: int) -> dict:
         naive, naive_cpu = naive_local(image, foreground, band_px, k, fg.feature_names, bg.feature_names)
         rel, nan_agree = max_relative_difference(ours[:k], naive)
         sizes = np.bincount(foreground.ravel())[1:]
-        results.append(dict(size=size, n=n, k=k, ours_rate=n / ours_cpu, naive_rate=k / naive_cpu,
-                            rel=rel, nan_agree=nan_agree, skipped_fg=counts["fg"].skipped_too_small,
-                            skipped_bg=counts["bg"].skipped_too_small, median_px=float(np.median(sizes)),
-                            max_px=int(sizes.max())))
+        results.append(
+            dict(
+                size=size,
+                n=n,
+                k=k,
+                ours_rate=n / ours_cpu,
+                naive_rate=k / naive_cpu,
+                rel=rel,
+                nan_agree=nan_agree,
+                skipped_fg=counts["fg"].skipped_too_small,
+                skipped_bg=counts["bg"].skipped_too_small,
+                median_px=float(np.median(sizes)),
+                max_px=int(sizes.max()),
+            )
+        )
         print(results[-1], flush=True)
     # topology: 200 objects, 8 scales, best of 5 (distances from the masks stage are an input)
     _, labels = synthetic_roi(1024, 200, 99)
@@ -175,9 +189,12 @@ def markdown(result: dict, naive_objects: int) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rois"]:
-        lines.append(f"| {r['size']} x {r['size']} | {r['n']} ({r['median_px']:.0f} / {r['max_px']}) "
-                     f"| {r['skipped_fg']} | {r['naive_rate']:.1f} | {r['ours_rate']:.1f} | {r['ours_rate'] / r['naive_rate']:.1f}x "
-                     f"| {r['rel']:.1e} | {'yes' if r['nan_agree'] else 'NO'} |")
+        lines.append(
+            f"| {r['size']} x {r['size']} | {r['n']} ({r['median_px']:.0f} / {r['max_px']}) "
+            f"| {r['skipped_fg']} | {r['naive_rate']:.1f} | {r['ours_rate']:.1f}"
+            f" | {r['ours_rate'] / r['naive_rate']:.1f}x "
+            f"| {r['rel']:.1e} | {'yes' if r['nan_agree'] else 'NO'} |"
+        )
     lines += [
         "",
         f"Topology, 200 objects, 8 dilation scales: {result['topology_s'] * 1000:.1f} ms "

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the Markdown table rows written below are long by nature)
 """Benchmark of the `segment` stage on a full-field image, side by side with a reference.
 
 Builds a 3328 x 2560 px image at 0.07 mm (breast-shaped 16-bit phantom: smooth
@@ -44,7 +45,7 @@ def phantom(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     # Breast: half-ellipse against the left edge (chest wall), air elsewhere.
     r = np.sqrt(((yy - h / 2) / (0.46 * h)) ** 2 + (xx / (0.78 * w)) ** 2)
     breast = r <= 1.0
-    thickness = np.sqrt(np.clip(1.0 - r ** 2, 0, 1)).astype(np.float32)
+    thickness = np.sqrt(np.clip(1.0 - r**2, 0, 1)).astype(np.float32)
     texture = ndi.gaussian_filter(rng.standard_normal((h // 8, w // 8)).astype(np.float32), 6)
     texture = ndi.zoom(texture / texture.std(), 8, order=1)[:h, :w]
     image = np.where(breast, 0.25 + 0.35 * thickness + 0.05 * texture, 0.03).astype(np.float32)
@@ -58,10 +59,10 @@ def phantom(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     for k, (cy, cx) in enumerate(centres, start=1):
         rad = rng.uniform(1.5, 5.0)
         y0, x0 = int(cy - 6), int(cx - 6)
-        sy, sx = np.mgrid[y0:y0 + 13, x0:x0 + 13]
-        disk = (sy - cy) ** 2 + (sx - cx) ** 2 <= rad ** 2
-        image[y0:y0 + 13, x0:x0 + 13][disk] += rng.uniform(0.02, 0.06)
-        truth[y0:y0 + 13, x0:x0 + 13][disk] = k
+        sy, sx = np.mgrid[y0 : y0 + 13, x0 : x0 + 13]
+        disk = (sy - cy) ** 2 + (sx - cx) ** 2 <= rad**2
+        image[y0 : y0 + 13, x0 : x0 + 13][disk] += rng.uniform(0.02, 0.06)
+        truth[y0 : y0 + 13, x0 : x0 + 13][disk] = k
     image += rng.normal(0, 0.004, SHAPE).astype(np.float32) * np.sqrt(np.clip(image, 0.01, None) / 0.5)
     return (np.clip(image, 0, 1) * 65535).astype(np.uint16), truth
 
@@ -74,7 +75,7 @@ def worker(kind: str, image_path: str, out_dir: str, repeats: int) -> dict:
 
     out = Path(out_dir)
     times = []
-    for i in range(repeats):
+    for _i in range(repeats):
         t0 = time.perf_counter()
         if kind == "fast":
             segment_image_file(image_path, {}, out / f"{kind}.npz", out / f"{kind}.tsv", pixel_spacing_mm=SPACING)
@@ -111,10 +112,15 @@ def compare(out_dir: Path, truth: np.ndarray) -> dict:
     from calcsig.segment.evaluate import candidate_pairs
 
     found = {t for _, t, _, _ in candidate_pairs(a, truth, SPACING)}
-    return {"objects_fast": int(a.max()), "objects_reference": int(b.max()),
-            "identical_labels": bool(np.array_equal(a, b)),
-            "differing_pixels": int((fa ^ fb).sum()), "foreground_pixels": int(fb.sum()),
-            "planted": int(truth.max()), "planted_found": len(found)}
+    return {
+        "objects_fast": int(a.max()),
+        "objects_reference": int(b.max()),
+        "identical_labels": bool(np.array_equal(a, b)),
+        "differing_pixels": int((fa ^ fb).sum()),
+        "foreground_pixels": int(fb.sum()),
+        "planted": int(truth.max()),
+        "planted_found": len(found),
+    }
 
 
 def write_section(path: Path, text: str) -> None:
@@ -146,23 +152,23 @@ def main() -> None:
         cmp = compare(tmp, truth)
     t_fast, t_ref = float(np.median(fast["seconds"])), float(np.median(ref["seconds"]))
     text = f"""
-`python benchmarks/segment.py` ({time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()},
+`python benchmarks/segment.py` ({time.strftime("%Y-%m-%d")}, {platform.processor() or platform.machine()},
 Python {platform.python_version()}, one core: OMP_NUM_THREADS=1, each implementation in its own process).
 Input: a {SHAPE[1]} x {SHAPE[0]} px 16-bit phantom at {SPACING} mm (breast-shaped tissue, texture, noise,
-{cmp['planted']} planted blobs of radius 1.5 to 5 px), written as PNG. Timed: the whole `segment` entry point
+{cmp["planted"]} planted blobs of radius 1.5 to 5 px), written as PNG. Timed: the whole `segment` entry point
 (read PNG, breast region, HDoG with default config, object table, compressed npz + TSV written).
 
 | implementation | seconds per image | peak RSS (MB) |
 |---|---|---|
-| calcsig (float32, breast bounding box, incremental blurs, sparse 3x3x3 maxima, Hessian only for scales holding seeds) | {t_fast:.2f} (median of {len(fast['seconds'])}: {', '.join(f'{s:.2f}' for s in fast['seconds'])}) | {fast['peak_rss_mb']:.0f} |
-| reference (float64, full field, each scale blurred from the image, dense maximum filter, Hessian of every DoG) | {t_ref:.2f} | {ref['peak_rss_mb']:.0f} |
+| calcsig (float32, breast bounding box, incremental blurs, sparse 3x3x3 maxima, Hessian only for scales holding seeds) | {t_fast:.2f} (median of {len(fast["seconds"])}: {", ".join(f"{s:.2f}" for s in fast["seconds"])}) | {fast["peak_rss_mb"]:.0f} |
+| reference (float64, full field, each scale blurred from the image, dense maximum filter, Hessian of every DoG) | {t_ref:.2f} | {ref["peak_rss_mb"]:.0f} |
 
 Speed-up: {t_ref / t_fast:.1f}x. Targets: <= 2 s per image, >= 2x the reference, < 1.5 GB per job.
-Same objects: {cmp['objects_fast']} (calcsig) vs {cmp['objects_reference']} (reference) objects;
-identical label images: {'yes' if cmp['identical_labels'] else 'no'}; pixels labelled differently:
-{cmp['differing_pixels']} of {cmp['foreground_pixels']} foreground pixels (float32 and incremental blurring
+Same objects: {cmp["objects_fast"]} (calcsig) vs {cmp["objects_reference"]} (reference) objects;
+identical label images: {"yes" if cmp["identical_labels"] else "no"}; pixels labelled differently:
+{cmp["differing_pixels"]} of {cmp["foreground_pixels"]} foreground pixels (float32 and incremental blurring
 versus float64 direct blurring move values by ~1e-6 of the DoG range, which can flip a pixel at a
-threshold boundary). Planted blobs detected (matching rule of the evaluation): {cmp['planted_found']} of {cmp['planted']}.
+threshold boundary). Planted blobs detected (matching rule of the evaluation): {cmp["planted_found"]} of {cmp["planted"]}.
 """
     write_section(Path(args.out), text)
     print(text)

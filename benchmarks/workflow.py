@@ -31,9 +31,25 @@ UNTIMED_TARGETS = ["results/segment/selector.joblib"]
 
 def snakemake(workdir: Path, cores: int, *targets: str) -> None:
     # targets first: --quiet and --configfile each take several values
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), *targets,
-                             "--cores", str(cores), "--quiet", "all", "--configfile", "bench.yaml"],
-                            cwd=workdir, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            *targets,
+            "--cores",
+            str(cores),
+            "--quiet",
+            "all",
+            "--configfile",
+            "bench.yaml",
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         raise SystemExit(f"snakemake {' '.join(targets)} failed in {workdir}:\n{result.stderr[-3000:]}")
 
@@ -48,10 +64,16 @@ def run(workdir: Path, overrides: dict, cores: int) -> dict:
     seconds = time.perf_counter() - start
     images = pd.read_csv(workdir / "results/corpus/images.tsv", sep="\t")
     rois = pd.read_parquet(workdir / TIMED_TARGET)
-    jobs = sum(len(list((workdir / "benchmarks/results" / stage).glob("*.tsv"))) for stage in ("masks", "features")) \
-        + len([p for p in (workdir / "benchmarks/results/segment").glob("*.tsv") if p.stem != "train_selector"])
-    return {"seconds": seconds, "images": len(images), "rois": len(rois), "jobs": jobs,
-            "features": pd.read_parquet(workdir / TIMED_TARGET)}
+    jobs = sum(
+        len(list((workdir / "benchmarks/results" / stage).glob("*.tsv"))) for stage in ("masks", "features")
+    ) + len([p for p in (workdir / "benchmarks/results/segment").glob("*.tsv") if p.stem != "train_selector"])
+    return {
+        "seconds": seconds,
+        "images": len(images),
+        "rois": len(rois),
+        "jobs": jobs,
+        "features": pd.read_parquet(workdir / TIMED_TARGET),
+    }
 
 
 def main() -> None:
@@ -61,14 +83,16 @@ def main() -> None:
     args = parser.parse_args()
     corpus = {"corpus": {"synthetic": {"n_subjects": args.subjects}}}
     with tempfile.TemporaryDirectory() as tmp:
-        per_item = run(Path(tmp) / "per_item", {**corpus, "execution": {"images_per_job": 1, "rois_per_job": 1}},
-                       args.cores)
+        per_item = run(
+            Path(tmp) / "per_item", {**corpus, "execution": {"images_per_job": 1, "rois_per_job": 1}}, args.cores
+        )
         batched = run(Path(tmp) / "batched", corpus, args.cores)
     same = per_item["features"].equals(batched["features"])
     lines = [
         "## Workflow jobs",
         "",
-        f"`python benchmarks/workflow.py --subjects {args.subjects} --cores {args.cores}` ({time.strftime('%Y-%m-%d')}, "
+        f"`python benchmarks/workflow.py --subjects {args.subjects} --cores {args.cores}`"
+        f" ({time.strftime('%Y-%m-%d')}, "
         f"{platform.machine()}, Python {platform.python_version()}, snakemake --cores {args.cores}). Default synthetic "
         f"images (0.1 mm), {per_item['images']} images and {per_item['rois']} ROIs. Timed: segment, masks and features "
         f"up to `{TIMED_TARGET}` (corpus, split and selector built beforehand, untimed), the same corpus both ways.",
@@ -80,7 +104,8 @@ def main() -> None:
         f"| batched (defaults) | {batched['jobs']} | {batched['seconds']:.1f} | "
         f"{batched['seconds'] / batched['images']:.2f} |",
         "",
-        f"Speed-up: {per_item['seconds'] / batched['seconds']:.1f}x. Feature tables identical: {'yes' if same else 'NO'}.",
+        f"Speed-up: {per_item['seconds'] / batched['seconds']:.1f}x."
+        f" Feature tables identical: {'yes' if same else 'NO'}.",
         "",
     ]
     print("\n".join(lines))

@@ -11,8 +11,14 @@ def _pair(spacing):
     return [spacing, spacing] if np.isscalar(spacing) else list(spacing)
 
 
-def write_dicom(path: Path, pixels: np.ndarray, photometric: str = "MONOCHROME2", bits_stored: int | None = None,
-                pixel_spacing=None, imager_pixel_spacing=None) -> Path:
+def write_dicom(
+    path: Path,
+    pixels: np.ndarray,
+    photometric: str = "MONOCHROME2",
+    bits_stored: int | None = None,
+    pixel_spacing=None,
+    imager_pixel_spacing=None,
+) -> Path:
     """A single-frame grayscale DICOM of `pixels`; spacings in mm (a number or a (row, column) pair)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,12 @@ def run_every_job(files, params, masks_dir=None):
             outs.append(paths["predictions"])
             searches[(model, fold)] = json.loads(paths["search"].read_text())
     gathered = stage.gather_predictions(outs, files["dir"] / "predictions.parquet")
-    result = stage.evaluate_models(files["dir"] / "predictions.parquet", files["images"], params,
-                                   files["dir"] / "models.json", files["dir"] / "models.tsv",
-                                   corpus_rois_tsv=files["corpus_rois"])
+    result = stage.evaluate_models(
+        files["dir"] / "predictions.parquet",
+        files["images"],
+        params,
+        files["dir"] / "models.json",
+        files["dir"] / "models.tsv",
+        corpus_rois_tsv=files["corpus_rois"],
+    )
     return gathered, searches, result

@@ -22,8 +22,9 @@ def test_official_split_has_no_subject_overlap(shared_data, tmp_path):
     given = corpus["images"].set_index("image_id")["given_split"]
     assert ((given == "test") == (images.reindex(given.index) == "eval")).all()
     assert summary["scopes"]["split"]["n_subjects"]["eval"] == 151
-    report = audit_corpus(corpus["images"], corpus["rois"], assignment, declared_enrichment=[], hamming=36,
-                          hash_size=16)
+    report = audit_corpus(
+        corpus["images"], corpus["rois"], assignment, declared_enrichment=[], hamming=36, hash_size=16
+    )
     assert report["summary"]["images_hashed"] == 0
     assert report["subject_overlap"] == [] and report["violations"] == []
     # the metadata key ran on every image (no pixels) and found no film under two IDs

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from test_audit_hashing import mammogram_like
 
 from calcsig.partition.audit import AuditError, audit_corpus, audit_table, enforce_policy
 from calcsig.partition.stage import run_audit, write_assignment
 from calcsig.tables import validate_corpus, write_tables
-from test_audit_hashing import mammogram_like
 
 SETTINGS = {"declared_enrichment": ["enrichment"], "hamming": 36, "hash_size": 16}
 
@@ -32,24 +32,61 @@ def build(tmp_path, *, plant: bool = True) -> dict:
         if pixels is not None:
             path = tmp_path / f"{image_id}.png"
             Image.fromarray(pixels).save(path, compress_level=1 + len(images) % 8)
-        images.append({"image_id": image_id, "subject_id": subject, "path": str(path) if path else None,
-                       "has_pixels": pixels is not None, "laterality": laterality, "view": view,
-                       "source": "handmade", "subset": subset})
+        images.append(
+            {
+                "image_id": image_id,
+                "subject_id": subject,
+                "path": str(path) if path else None,
+                "has_pixels": pixels is not None,
+                "laterality": laterality,
+                "view": view,
+                "source": "handmade",
+                "subset": subset,
+            }
+        )
         split_of[image_id] = split
         return pixels
 
     main = {}
-    for subject, split in (("S1", "train"), ("S2", "train"), ("S3", "dev"), ("S4", "train"), ("S5", "eval"),
-                           ("S6", "eval")):
+    for subject, split in (
+        ("S1", "train"),
+        ("S2", "train"),
+        ("S3", "dev"),
+        ("S4", "train"),
+        ("S5", "eval"),
+        ("S6", "eval"),
+    ):
         main[subject] = add(f"{subject}_CC", subject, split, mammogram_like(next(seeds)))
         add(f"{subject}_MLO", subject, split, mammogram_like(next(seeds)), view="MLO")
-        rois.append({"roi_id": f"{subject}_CC_1", "image_id": f"{subject}_CC", "shape": "bbox", "x_min": 10,
-                     "y_min": 10, "x_max": 40, "y_max": 40, "label": "benign", "source": "handmade"})
+        rois.append(
+            {
+                "roi_id": f"{subject}_CC_1",
+                "image_id": f"{subject}_CC",
+                "shape": "bbox",
+                "x_min": 10,
+                "y_min": 10,
+                "x_max": 40,
+                "y_max": 40,
+                "label": "benign",
+                "source": "handmade",
+            }
+        )
     subject_split = {f"S{k}": s for k, s in zip(range(1, 7), ("train", "train", "dev", "train", "eval", "eval"))}
     if plant:
         add("S7_CC", "S7", "eval", main["S1"].copy())
-        rois.append({"roi_id": "S7_CC_1", "image_id": "S7_CC", "shape": "bbox", "x_min": 10, "y_min": 10,
-                     "x_max": 40, "y_max": 40, "label": "benign", "source": "handmade"})
+        rois.append(
+            {
+                "roi_id": "S7_CC_1",
+                "image_id": "S7_CC",
+                "shape": "bbox",
+                "x_min": 10,
+                "y_min": 10,
+                "x_max": 40,
+                "y_max": 40,
+                "label": "benign",
+                "source": "handmade",
+            }
+        )
         shifted = np.zeros_like(main["S2"])
         shifted[3:, :] = main["S2"][:-3, :]
         noisy = np.clip(shifted.astype(float) * 1.03 + rng.normal(0, 30, shifted.shape), 0, 65535).astype(np.uint16)
@@ -58,18 +95,46 @@ def build(tmp_path, *, plant: bool = True) -> dict:
         add("S4_CC2", "S4", "eval", mammogram_like(next(seeds)), view="CC", laterality="R")
         add("S9_a", "S9", "train", None, view="MLO", laterality="R")
         add("S9_b", "S9", "train", None, view="MLO", laterality="R")
-        rois.append({"roi_id": "S3_CC_2", "image_id": "S3_CC", "shape": "bbox", "x_min": 10, "y_min": 10,
-                     "x_max": 40, "y_max": 40, "label": "actionable", "source": "handmade"})
+        rois.append(
+            {
+                "roi_id": "S3_CC_2",
+                "image_id": "S3_CC",
+                "shape": "bbox",
+                "x_min": 10,
+                "y_min": 10,
+                "x_max": 40,
+                "y_max": 40,
+                "label": "actionable",
+                "source": "handmade",
+            }
+        )
         subject_split.update(S7="eval", S8="eval", S9="train")
     subjects = pd.DataFrame({"subject_id": sorted(subject_split), "cohort": "handmade", "n_images": 1})
     tables = validate_corpus(pd.DataFrame(images), pd.DataFrame(rois), subjects, "handmade")
     folds = {s: 1 + k % 2 for k, s in enumerate(sorted(subject_split))}
-    rows = [{"level": "subject", "subject_id": s, "image_id": None, "roi_id": None, "split": sp,
-             "outer_fold": folds[s] if sp != "eval" else None} for s, sp in subject_split.items()]
+    rows = [
+        {
+            "level": "subject",
+            "subject_id": s,
+            "image_id": None,
+            "roi_id": None,
+            "split": sp,
+            "outer_fold": folds[s] if sp != "eval" else None,
+        }
+        for s, sp in subject_split.items()
+    ]
     subject_of = {i["image_id"]: i["subject_id"] for i in images}
     for image_id, sp in split_of.items():
-        rows.append({"level": "image", "subject_id": subject_of[image_id], "image_id": image_id, "roi_id": None,
-                     "split": sp, "outer_fold": folds[subject_of[image_id]] if sp != "eval" else None})
+        rows.append(
+            {
+                "level": "image",
+                "subject_id": subject_of[image_id],
+                "image_id": image_id,
+                "roi_id": None,
+                "split": sp,
+                "outer_fold": folds[subject_of[image_id]] if sp != "eval" else None,
+            }
+        )
     assignment = pd.DataFrame(rows)
     assignment["outer_fold"] = assignment["outer_fold"].astype("Int64")
     return {**tables, "assignment": assignment}
@@ -94,7 +159,8 @@ def test_finds_exactly_the_planted_overlap(planted):
 def test_finds_exactly_the_planted_duplicates(planted):
     _, report = planted
     assert [(e["image_ids"], e["splits"], e["leak"]) for e in report["exact_duplicates"]] == [
-        (["S1_CC", "S7_CC"], ["train", "eval"], True)]
+        (["S1_CC", "S7_CC"], ["train", "eval"], True)
+    ]
     perceptual = [e for e in report["near_duplicates"] if e["method"] == "perceptual"]
     assert [e["image_ids"] for e in perceptual] == [["S2_CC", "S8_CC"]]
     assert perceptual[0]["leak"] and perceptual[0]["distance"] <= 36
@@ -119,8 +185,15 @@ def test_violations_list_every_leak_and_nothing_else(planted):
 def test_clean_corpus_has_no_findings(tmp_path):
     corpus = build(tmp_path, plant=False)
     report = audit_corpus(corpus["images"], corpus["rois"], corpus["assignment"], **SETTINGS)
-    for key in ("subject_overlap", "fold_overlap", "exact_duplicates", "near_duplicates", "label_conflicts",
-                "violations", "unreadable_images"):
+    for key in (
+        "subject_overlap",
+        "fold_overlap",
+        "exact_duplicates",
+        "near_duplicates",
+        "label_conflicts",
+        "violations",
+        "unreadable_images",
+    ):
         assert report[key] == [], key
 
 
@@ -173,8 +246,9 @@ def test_policy_warn_continues_and_flags_leaks(tmp_path):
     corpus = build(tmp_path)
     paths = _files(tmp_path, corpus)
     out_json, out_table = tmp_path / "audit.json", tmp_path / "audit.tsv"
-    report = run_audit(paths["images"], paths["rois"], tmp_path / "assignment.tsv", {"audit_policy": "warn"},
-                       out_json, out_table)
+    report = run_audit(
+        paths["images"], paths["rois"], tmp_path / "assignment.tsv", {"audit_policy": "warn"}, out_json, out_table
+    )
     assert report["policy"] == "warn" and len(report["violations"]) == 3
     table = pd.read_csv(out_table, sep="\t", dtype=str, keep_default_na=False)
     findings = table.iloc[6:]
@@ -193,18 +267,40 @@ def test_table_of_a_clean_report_has_counts_only(tmp_path):
 
 def test_external_is_held_out_like_eval():
     """A copy between train and the external cohort is a leak; eval vs external is only reported."""
-    images = pd.DataFrame([{"image_id": i, "subject_id": s, "has_pixels": True, "laterality": "L", "view": "CC",
-                            "source": "handmade", "subset": "main"}
-                           for i, s in (("A", "S1"), ("B", "S2"), ("C", "S3"), ("D", "S4"), ("E", "S5"))])
+    images = pd.DataFrame(
+        [
+            {
+                "image_id": i,
+                "subject_id": s,
+                "has_pixels": True,
+                "laterality": "L",
+                "view": "CC",
+                "source": "handmade",
+                "subset": "main",
+            }
+            for i, s in (("A", "S1"), ("B", "S2"), ("C", "S3"), ("D", "S4"), ("E", "S5"))
+        ]
+    )
     rois = pd.DataFrame(columns=["roi_id", "image_id", "shape", "label", "source"])
     split = {"S1": "train", "S2": "external", "S3": "eval", "S4": "external", "S5": "dev"}
-    assignment = pd.DataFrame([{"level": "image", "subject_id": s, "image_id": i, "roi_id": None, "split": split[s],
-                                "outer_fold": 1 if split[s] in ("train", "dev") else None}
-                               for i, s in zip("ABCDE", ("S1", "S2", "S3", "S4", "S5"))])
+    assignment = pd.DataFrame(
+        [
+            {
+                "level": "image",
+                "subject_id": s,
+                "image_id": i,
+                "roi_id": None,
+                "split": split[s],
+                "outer_fold": 1 if split[s] in ("train", "dev") else None,
+            }
+            for i, s in zip("ABCDE", ("S1", "S2", "S3", "S4", "S5"))
+        ]
+    )
     assignment["outer_fold"] = assignment["outer_fold"].astype("Int64")
     # A (train) = B (external); C (eval) = D (external); E (dev) has no copy
-    hashes = pd.DataFrame({"pixel_hash": ["h1", "h1", "h2", "h2", "h3"], "phash": None},
-                          index=pd.Index(list("ABCDE"), name="image_id"))
+    hashes = pd.DataFrame(
+        {"pixel_hash": ["h1", "h1", "h2", "h2", "h3"], "phash": None}, index=pd.Index(list("ABCDE"), name="image_id")
+    )
     report = audit_corpus(images, rois, assignment, hashes=hashes, **SETTINGS)
     pairs = {tuple(e["image_ids"]): e for e in report["exact_duplicates"]}
     assert pairs[("A", "B")]["leak"] and pairs[("A", "B")]["splits"] == ["train", "external"]

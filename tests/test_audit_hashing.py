@@ -18,7 +18,7 @@ HASH_SIZE = 16
 def mammogram_like(seed: int, shape=(320, 256), laterality: str = "L") -> np.ndarray:
     """A 16-bit breast-shaped phantom: half-ellipse silhouette, tissue texture at several scales, noise."""
     rng = np.random.default_rng(seed)
-    rows, cols = np.mgrid[0:shape[0], 0:shape[1]].astype(float)
+    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]].astype(float)
     centre_row = shape[0] / 2 + rng.normal(0, 10)
     radius_r, radius_c = shape[0] * rng.uniform(0.4, 0.48), shape[1] * rng.uniform(0.7, 0.9)
     x = cols if laterality == "L" else shape[1] - 1 - cols

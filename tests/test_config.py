@@ -15,15 +15,21 @@ REPO = Path(__file__).resolve().parents[1]
 def schema(tmp_path):
     """A two-file schema: a top level that $refs a stage section, like config.schema.yaml."""
     (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "stage.schema.yaml").write_text(yaml.safe_dump({
-        "type": "object", "additionalProperties": False,
-        "properties": {
-            "sigma_mm": {"type": "number", "default": 0.1, "exclusiveMinimum": 0},
-            "scales": {"type": "array", "items": {"type": "number"}, "default": [1, 2]},
-        },
-    }))
+    (tmp_path / "config" / "stage.schema.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "sigma_mm": {"type": "number", "default": 0.1, "exclusiveMinimum": 0},
+                    "scales": {"type": "array", "items": {"type": "number"}, "default": [1, 2]},
+                },
+            }
+        )
+    )
     top = {
-        "type": "object", "additionalProperties": False,
+        "type": "object",
+        "additionalProperties": False,
         "properties": {
             "seed": {"type": "integer", "default": 7},
             "data": {"type": ["string", "null"], "default": None, "x-existing-path": True},
@@ -36,7 +42,11 @@ def schema(tmp_path):
 
 
 def test_an_empty_config_is_completed_with_every_default(schema):
-    assert load_config({}, schema_path=schema) == {"seed": 7, "data": None, "stage": {"sigma_mm": 0.1, "scales": [1, 2]}}
+    assert load_config({}, schema_path=schema) == {
+        "seed": 7,
+        "data": None,
+        "stage": {"sigma_mm": 0.1, "scales": [1, 2]},
+    }
 
 
 def test_given_values_win_over_defaults_and_siblings_keep_theirs(schema):
@@ -85,6 +95,7 @@ def test_the_shipped_config_is_valid_and_every_key_is_documented():
             for branch in [prop] + prop.get("anyOf", []):
                 if "properties" in branch:
                     yield from undocumented(branch, f"{where}{key}.")
+
     assert list(undocumented(config_schema(), "")) == []
 
 

@@ -5,8 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from calcsig.features.distribution import (DISTRIBUTION_NAMES, HANDCRAFTED_NAMES, distribution_features,
-                                           handcrafted_features, object_geometry)
+from calcsig.features.distribution import (
+    DISTRIBUTION_NAMES,
+    HANDCRAFTED_NAMES,
+    distribution_features,
+    handcrafted_features,
+    object_geometry,
+)
 
 
 def _dots(points, shape=(200, 200)):

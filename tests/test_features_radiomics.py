@@ -40,12 +40,12 @@ def _stock(yaml_path, image, mask):
     for item in (sitk_image, sitk_mask):
         item.SetSpacing((SPACING, SPACING))
     result = extractor.execute(sitk_image, sitk_mask, label=1)
-    return {k[len("original_"):]: float(v) for k, v in result.items() if k.startswith("original_")}
+    return {k[len("original_") :]: float(v) for k, v in result.items() if k.startswith("original_")}
 
 
 def _assert_same(ours, names, prefix, reference):
     assert len(reference) == len(names)
-    expected = np.array([reference[name[len(prefix):]] for name in names])
+    expected = np.array([reference[name[len(prefix) :]] for name in names])
     np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=0, equal_nan=True)
 
 
@@ -67,8 +67,7 @@ def test_cropped_equals_full_mask_extraction(seed, extractors):
         crop, band = object_band_crop(labels, label, 5.0, box)
         full_band = np.zeros_like(mask)
         full_band[crop] = band
-        _assert_same(bg.extract(image[crop], band, SPACING), bg.feature_names, "bg_",
-                     _stock(BG_YAML, image, full_band))
+        _assert_same(bg.extract(image[crop], band, SPACING), bg.feature_names, "bg_", _stock(BG_YAML, image, full_band))
         checked += 1
     assert checked >= 4
 

@@ -53,15 +53,14 @@ def test_writes_contract_tables_for_an_roi(tmp_path):
     assert families == {"fg", "bg", "rp"}
     assert read_obj.filter(like="fg_").notna().all().all()
     assert read_roi.shape[0] == 1 and read_roi.loc[0, "n_objects"] == n
-    assert [c for c in read_roi.columns if c.startswith("topo_")][:2] == ["topo_s1_n_components",
-                                                                        "topo_s1_mean_degree"]
+    assert [c for c in read_roi.columns if c.startswith("topo_")][:2] == ["topo_s1_n_components", "topo_s1_mean_degree"]
     assert len([c for c in read_roi.columns if c.startswith("topo_")]) == 8 * len(masks["dilation_radii_px"])
     assert set(QC_NAMES) <= set(read_roi.columns)
     assert read_roi.loc[0, "qc_fg_skipped_too_small"] == 0
     # the image was cropped at the masks' offset: the mean intensity matches the image there
     y0, x0 = masks["offset_yx"]
     label_one = masks["foreground"] == 1
-    crop = image[y0:y0 + label_one.shape[0], x0:x0 + label_one.shape[1]].astype(float)
+    crop = image[y0 : y0 + label_one.shape[0], x0 : x0 + label_one.shape[1]].astype(float)
     assert read_obj.loc[0, "fg_firstorder_Mean"] == pytest.approx(crop[label_one].mean())
     assert not list(tmp_path.joinpath("f").glob(".*.tmp"))
 
@@ -140,8 +139,9 @@ def test_schema_defaults_and_unknown_keys():
 
 
 def test_generated_feature_catalogue_is_current():
-    assert (REPO_ROOT / "docs" / "features.md").read_text() == default_catalogue_markdown(), \
+    assert (REPO_ROOT / "docs" / "features.md").read_text() == default_catalogue_markdown(), (
         "regenerate with: python -m calcsig.features.table docs/features.md"
+    )
 
 
 @pytest.mark.shared_data
@@ -156,15 +156,21 @@ def test_real_mini_mias_calcification_roi(shared_data):
     pixels = read_image(shared_data / "mini-mias-dev" / "mdb209.png").pixels
     cx, cy, r = 647, 1024 - 503, 87
     bbox = (cx - r, cy - r, cx + r + 1, cy + r + 1)
-    window = pixels[bbox[1]:bbox[3], bbox[0]:bbox[2]].astype(float)
+    window = pixels[bbox[1] : bbox[3], bbox[0] : bbox[2]].astype(float)
     tophat = white_tophat(window, disk(3))
     labels = np.zeros(pixels.shape, np.int32)
-    labels[bbox[1]:bbox[3], bbox[0]:bbox[2]] = label(tophat > tophat.mean() + 4 * tophat.std())
-    masks = roi_masks(labels, bbox, 0.2, min_area_mm2=0.0, background_band_mm=1.0,
-                      dilation_scales_mm=(0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6))
+    labels[bbox[1] : bbox[3], bbox[0] : bbox[2]] = label(tophat > tophat.mean() + 4 * tophat.std())
+    masks = roi_masks(
+        labels,
+        bbox,
+        0.2,
+        min_area_mm2=0.0,
+        background_band_mm=1.0,
+        dilation_scales_mm=(0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6),
+    )
     y0, x0 = masks["offset_yx"]
     h, w = masks["foreground"].shape
-    objects, roi = roi_features(pixels[y0:y0 + h, x0:x0 + w], masks, {}, "mdb209")
+    objects, roi = roi_features(pixels[y0 : y0 + h, x0 : x0 + w], masks, {}, "mdb209")
     assert roi.loc[0, "n_objects"] == len(objects) >= 5
     assert not roi.drop(columns=["roi_id", "qc_nan_features"]).isna().any().any()
     extracted = objects["fg_firstorder_Mean"].notna()

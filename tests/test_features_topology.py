@@ -15,25 +15,61 @@ def _distances(points):
 
 
 def _at(features, k):
-    return dict(zip(GRAPH_FEATURES, features[k * 8:(k + 1) * 8]))
+    return dict(zip(GRAPH_FEATURES, features[k * 8 : (k + 1) * 8]))
 
 
 def test_line_of_evenly_spaced_dots():
     d = _distances([(0, 10 * i) for i in range(5)])  # spacing 10 px
     f = multiscale_topology(d, [2, 5, 10, 100])
     none, path, second, complete = (_at(f, k) for k in range(4))
-    assert none == dict(n_components=5, mean_degree=0, max_degree=0, mean_eccentricity=0, diameter=0,
-                        mean_clustering=0, giant_component_ratio=0.2, isolated_fraction=1)
+    assert none == dict(
+        n_components=5,
+        mean_degree=0,
+        max_degree=0,
+        mean_eccentricity=0,
+        diameter=0,
+        mean_clustering=0,
+        giant_component_ratio=0.2,
+        isolated_fraction=1,
+    )
     # 2 r = 10 reaches the neighbours exactly (<=): a path
-    assert path == pytest.approx(dict(n_components=1, mean_degree=1.6, max_degree=2, mean_eccentricity=3.2,
-                                      diameter=4, mean_clustering=0, giant_component_ratio=1, isolated_fraction=0))
+    assert path == pytest.approx(
+        dict(
+            n_components=1,
+            mean_degree=1.6,
+            max_degree=2,
+            mean_eccentricity=3.2,
+            diameter=4,
+            mean_clustering=0,
+            giant_component_ratio=1,
+            isolated_fraction=0,
+        )
+    )
     # 2 r = 20: second neighbours too
-    assert second == pytest.approx(dict(n_components=1, mean_degree=2.8, max_degree=4, mean_eccentricity=1.8,
-                                        diameter=2, mean_clustering=(1 + 2 / 3 + 0.5 + 2 / 3 + 1) / 5,
-                                        giant_component_ratio=1, isolated_fraction=0))
-    assert complete == pytest.approx(dict(n_components=1, mean_degree=4, max_degree=4, mean_eccentricity=1,
-                                          diameter=1, mean_clustering=1, giant_component_ratio=1,
-                                          isolated_fraction=0))
+    assert second == pytest.approx(
+        dict(
+            n_components=1,
+            mean_degree=2.8,
+            max_degree=4,
+            mean_eccentricity=1.8,
+            diameter=2,
+            mean_clustering=(1 + 2 / 3 + 0.5 + 2 / 3 + 1) / 5,
+            giant_component_ratio=1,
+            isolated_fraction=0,
+        )
+    )
+    assert complete == pytest.approx(
+        dict(
+            n_components=1,
+            mean_degree=4,
+            max_degree=4,
+            mean_eccentricity=1,
+            diameter=1,
+            mean_clustering=1,
+            giant_component_ratio=1,
+            isolated_fraction=0,
+        )
+    )
 
 
 def test_two_far_clusters():
@@ -80,8 +116,14 @@ def test_matches_networkx_on_random_layouts(seed):
         for c in components:
             eccentricity.update(nx.eccentricity(c))
         degrees = np.array([deg for _, deg in g.degree()])
-        expected = [nx.number_connected_components(g), degrees.mean(), degrees.max(),
-                    np.mean(list(eccentricity.values())), max(nx.diameter(c) for c in components),
-                    nx.average_clustering(g), max(len(c) for c in components) / 40,
-                    np.mean(degrees == 0)]
+        expected = [
+            nx.number_connected_components(g),
+            degrees.mean(),
+            degrees.max(),
+            np.mean(list(eccentricity.values())),
+            max(nx.diameter(c) for c in components),
+            nx.average_clustering(g),
+            max(len(c) for c in components) / 40,
+            np.mean(degrees == 0),
+        ]
         np.testing.assert_allclose(graph_features(a), expected, rtol=1e-12, atol=1e-12)

@@ -1,12 +1,9 @@
 """calcsig.imageio.read_image: DICOM (spacing, MONOCHROME1), PNG, PGM, TIFF, and clear errors."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from PIL import Image
-
 from dicom_files import write_dicom
+from PIL import Image
 
 from calcsig.errors import CalcsigError
 from calcsig.imageio import ImageData, ImageReadError, read_image
@@ -18,8 +15,9 @@ def ramp(dtype, top: int, shape=(6, 9)) -> np.ndarray:
 
 def test_dicom_monochrome1_is_inverted_within_its_stored_bits(tmp_path):
     stored = ramp(np.uint16, 4095)
-    image = read_image(write_dicom(tmp_path / "m1.dcm", stored, "MONOCHROME1", bits_stored=12,
-                                   pixel_spacing=[0.07, 0.07]))
+    image = read_image(
+        write_dicom(tmp_path / "m1.dcm", stored, "MONOCHROME1", bits_stored=12, pixel_spacing=[0.07, 0.07])
+    )
     assert isinstance(image, ImageData)
     assert image.pixels.dtype == np.uint16
     np.testing.assert_array_equal(image.pixels, 4095 - stored)

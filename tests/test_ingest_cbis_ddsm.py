@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from dicom_files import write_dicom
 
 from calcsig.errors import IngestError
@@ -13,12 +12,38 @@ from calcsig.ingest.cbis_ddsm import ingest_cbis_ddsm
 from calcsig.tables import validate_corpus
 
 METADATA_ONLY = {"subsets": ["calc", "mass"], "image_root": None, "pixel_spacing_mm": None}
-CALC_HEADER = ["patient_id", "breast density", "left or right breast", "image view", "abnormality id",
-               "abnormality type", "calc type", "calc distribution", "assessment", "pathology", "subtlety",
-               "image file path", "cropped image file path", "ROI mask file path"]
-MASS_HEADER = ["patient_id", "breast_density", "left or right breast", "image view", "abnormality id",
-               "abnormality type", "mass shape", "mass margins", "assessment", "pathology", "subtlety",
-               "image file path", "cropped image file path", "ROI mask file path"]
+CALC_HEADER = [
+    "patient_id",
+    "breast density",
+    "left or right breast",
+    "image view",
+    "abnormality id",
+    "abnormality type",
+    "calc type",
+    "calc distribution",
+    "assessment",
+    "pathology",
+    "subtlety",
+    "image file path",
+    "cropped image file path",
+    "ROI mask file path",
+]
+MASS_HEADER = [
+    "patient_id",
+    "breast_density",
+    "left or right breast",
+    "image view",
+    "abnormality id",
+    "abnormality type",
+    "mass shape",
+    "mass margins",
+    "assessment",
+    "pathology",
+    "subtlety",
+    "image file path",
+    "cropped image file path",
+    "ROI mask file path",
+]
 
 
 def validated(tables: dict) -> dict:
@@ -36,8 +61,10 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def test_real_calc_tables_counts(real, shared_data):
-    rows = {split: read_rows(shared_data / "cbis-ddsm" / f"calc_case_description_{split}_set.csv")
-            for split in ("train", "test")}
+    rows = {
+        split: read_rows(shared_data / "cbis-ddsm" / f"calc_case_description_{split}_set.csv")
+        for split in ("train", "test")
+    }
     all_rows = rows["train"] + rows["test"]
     assert len(real["rois"]) == len(all_rows) == 1872
     assert len(real["subjects"]) == len({r["patient_id"] for r in all_rows}) == 753
@@ -61,21 +88,43 @@ def test_real_metadata_only_rows(real):
     assert set(rois["shape"]) == {"image"}
     roi = rois.set_index("roi_id").loc["Calc-Training_P_00005_RIGHT_CC_1"]
     assert (roi["label"], roi["fine_class"], roi["calc_type"], roi["calc_distribution"]) == (
-        "actionable", "malignant", "AMORPHOUS", "CLUSTERED")
+        "actionable",
+        "malignant",
+        "AMORPHOUS",
+        "CLUSTERED",
+    )
     image = images.set_index("image_id").loc["Calc-Training_P_00005_RIGHT_CC"]
     assert (image["subject_id"], image["laterality"], image["view"], image["density"]) == ("P_00005", "R", "CC", "C")
     # density 0 (not assessed) is missing, not an error
     assert images.set_index("subject_id").loc["P_01743", "density"].isna().all()
 
 
-def row(patient="P_00001", density="2", side="LEFT", view="CC", abnormality="1", kind="calcification",
-        pathology="BENIGN", folder=None, prefix="Calc-Training", mask="000000.dcm", crop="000001.dcm") -> dict:
+def row(
+    patient="P_00001",
+    density="2",
+    side="LEFT",
+    view="CC",
+    abnormality="1",
+    kind="calcification",
+    pathology="BENIGN",
+    folder=None,
+    prefix="Calc-Training",
+    mask="000000.dcm",
+    crop="000001.dcm",
+) -> dict:
     folder = folder or f"{prefix}_{patient}_{side}_{view}"
-    return {"patient_id": patient, "density": density, "left or right breast": side, "image view": view,
-            "abnormality id": abnormality, "abnormality type": kind, "pathology": pathology,
-            "image file path": f"{folder}/1.2.3/1.2.4/000000.dcm",
-            "cropped image file path": f"{folder}_{abnormality}/1.2.5/1.2.6/{crop}\n",
-            "ROI mask file path": f"{folder}_{abnormality}/1.2.5/1.2.6/{mask}"}
+    return {
+        "patient_id": patient,
+        "density": density,
+        "left or right breast": side,
+        "image view": view,
+        "abnormality id": abnormality,
+        "abnormality type": kind,
+        "pathology": pathology,
+        "image file path": f"{folder}/1.2.3/1.2.4/000000.dcm",
+        "cropped image file path": f"{folder}_{abnormality}/1.2.5/1.2.6/{crop}\n",
+        "ROI mask file path": f"{folder}_{abnormality}/1.2.5/1.2.6/{mask}",
+    }
 
 
 def write_table(path: Path, rows: list[dict], header=CALC_HEADER) -> Path:
@@ -84,28 +133,47 @@ def write_table(path: Path, rows: list[dict], header=CALC_HEADER) -> Path:
         writer = csv.DictWriter(fh, fieldnames=header, extrasaction="ignore")
         writer.writeheader()
         for r in rows:
-            writer.writerow({"calc type": "PLEOMORPHIC", "calc distribution": "N/A", "assessment": "4",
-                             "subtlety": "3", "mass shape": "OVAL", "mass margins": "SPICULATED",
-                             density_column: r["density"], **r})
+            writer.writerow(
+                {
+                    "calc type": "PLEOMORPHIC",
+                    "calc distribution": "N/A",
+                    "assessment": "4",
+                    "subtlety": "3",
+                    "mass shape": "OVAL",
+                    "mass margins": "SPICULATED",
+                    density_column: r["density"],
+                    **r,
+                }
+            )
     return path
 
 
 def test_calc_and_mass_tables_with_quoted_newlines(tmp_path):
-    write_table(tmp_path / "calc_case_description_train_set.csv", [
-        row(), row(abnormality="2", pathology="MALIGNANT"), row(view="MLO", density="0")])
-    write_table(tmp_path / "mass_case_description_test_set.csv", [
-        row(prefix="Mass-Test", kind="mass", pathology="BENIGN_WITHOUT_CALLBACK", density="4")], MASS_HEADER)
+    write_table(
+        tmp_path / "calc_case_description_train_set.csv",
+        [row(), row(abnormality="2", pathology="MALIGNANT"), row(view="MLO", density="0")],
+    )
+    write_table(
+        tmp_path / "mass_case_description_test_set.csv",
+        [row(prefix="Mass-Test", kind="mass", pathology="BENIGN_WITHOUT_CALLBACK", density="4")],
+        MASS_HEADER,
+    )
     tables = validated(ingest_cbis_ddsm(tmp_path, METADATA_ONLY, tmp_path / "out"))
     images = tables["images"].set_index("image_id")
-    assert images["given_split"].to_dict() == {"Calc-Training_P_00001_LEFT_CC": "train",
-                                               "Calc-Training_P_00001_LEFT_MLO": "train",
-                                               "Mass-Test_P_00001_LEFT_CC": "test"}
+    assert images["given_split"].to_dict() == {
+        "Calc-Training_P_00001_LEFT_CC": "train",
+        "Calc-Training_P_00001_LEFT_MLO": "train",
+        "Mass-Test_P_00001_LEFT_CC": "test",
+    }
     assert images["subset"].to_dict()["Mass-Test_P_00001_LEFT_CC"] == "mass"
     assert images["density"].fillna("missing").tolist() == ["B", "missing", "D"]
     rois = tables["rois"].set_index("roi_id")
     assert rois.loc["Calc-Training_P_00001_LEFT_CC_2", "label"] == "actionable"
     assert rois.loc["Mass-Test_P_00001_LEFT_CC_1", ["label", "fine_class", "abnormality"]].tolist() == [
-        "benign", "benign_without_callback", "mass"]
+        "benign",
+        "benign_without_callback",
+        "mass",
+    ]
     assert rois["calc_distribution"].isna().all()  # "N/A" is missing
     assert tables["subjects"].set_index("subject_id").loc["P_00001", "n_images"] == 3
 
@@ -119,18 +187,24 @@ def test_single_csv_and_subset_filter(tmp_path):
 
 
 def test_every_bad_row_is_listed(tmp_path):
-    write_table(tmp_path / "calc_case_description_train_set.csv", [
-        row(pathology="MAYBE"),                        # row 2
-        row(view="MLO", pathology="UNKNOWN"),          # row 3
-        row(patient="P_00002", side="UP"),             # row 4
-        row(patient="P_00003", density="7"),           # row 5
-        row(patient="P_00004"), row(patient="P_00004"),  # rows 6, 7: same abnormality id twice
-    ])
+    write_table(
+        tmp_path / "calc_case_description_train_set.csv",
+        [
+            row(pathology="MAYBE"),  # row 2
+            row(view="MLO", pathology="UNKNOWN"),  # row 3
+            row(patient="P_00002", side="UP"),  # row 4
+            row(patient="P_00003", density="7"),  # row 5
+            row(patient="P_00004"),
+            row(patient="P_00004"),  # rows 6, 7: same abnormality id twice
+        ],
+    )
     with pytest.raises(IngestError) as caught:
         ingest_cbis_ddsm(tmp_path, METADATA_ONLY, tmp_path / "out")
     problems = caught.value.problems
-    assert any(p.startswith("calc_case_description_train_set.csv row 2, column 'pathology': unknown pathology 'MAYBE'")
-               for p in problems)
+    assert any(
+        p.startswith("calc_case_description_train_set.csv row 2, column 'pathology': unknown pathology 'MAYBE'")
+        for p in problems
+    )
     assert any(p.startswith("calc_case_description_train_set.csv row 3, column 'pathology'") for p in problems)
     assert any("row 4, column 'left or right breast'" in p for p in problems)
     assert any("row 5, column 'breast density'" in p for p in problems)

@@ -5,9 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from dicom_files import write_dicom
+from PIL import Image
 
 from calcsig.errors import IngestError
 from calcsig.ingest.csv_manifest import ingest_csv
@@ -23,8 +22,9 @@ def image_folder(tmp_path) -> Path:
     folder = tmp_path / "data"
     (folder / "images").mkdir(parents=True)
     Image.fromarray(np.full((HEIGHT, WIDTH), 40000, np.uint16)).save(folder / "images" / "a.png")
-    write_dicom(folder / "images" / "b.dcm", np.full((HEIGHT, WIDTH), 1000, np.uint16), bits_stored=12,
-                pixel_spacing=0.07)
+    write_dicom(
+        folder / "images" / "b.dcm", np.full((HEIGHT, WIDTH), 1000, np.uint16), bits_stored=12, pixel_spacing=0.07
+    )
     Image.fromarray(np.full((HEIGHT, WIDTH), 90, np.uint8)).save(folder / "images" / "c.pgm")
     mask = np.zeros((HEIGHT, WIDTH), np.uint8)
     mask[10:20, 5:8] = 1
@@ -47,14 +47,51 @@ def image_row(image_id="a", subject_id="s1", image_path="images/a.png", label="b
 
 
 HAPPY_ROWS = [
-    image_row(label="actionable", pixel_spacing_mm="0.1", laterality="left", view="CC", age="61",
-              x_min="2", y_min="3", x_max="12", y_max="13", fine_class="dcis", given_split="train"),
-    image_row(label="benign", pixel_spacing_mm="0.1", laterality="left", view="CC", age="61",
-              center_x="28", center_y="20", radius_px="4", given_split="train"),
-    image_row(image_id="b", image_path="images/b.dcm", label="benign", roi_id="b-mask", mask_path="images/b_mask.png",
-              laterality="L", view="MLO", age="61", site="north", given_split="train"),
-    image_row(image_id="c", subject_id="s2", image_path="images/c.pgm", label="actionable", laterality="R",
-              site="south", calc_type="PLEOMORPHIC"),
+    image_row(
+        label="actionable",
+        pixel_spacing_mm="0.1",
+        laterality="left",
+        view="CC",
+        age="61",
+        x_min="2",
+        y_min="3",
+        x_max="12",
+        y_max="13",
+        fine_class="dcis",
+        given_split="train",
+    ),
+    image_row(
+        label="benign",
+        pixel_spacing_mm="0.1",
+        laterality="left",
+        view="CC",
+        age="61",
+        center_x="28",
+        center_y="20",
+        radius_px="4",
+        given_split="train",
+    ),
+    image_row(
+        image_id="b",
+        image_path="images/b.dcm",
+        label="benign",
+        roi_id="b-mask",
+        mask_path="images/b_mask.png",
+        laterality="L",
+        view="MLO",
+        age="61",
+        site="north",
+        given_split="train",
+    ),
+    image_row(
+        image_id="c",
+        subject_id="s2",
+        image_path="images/c.pgm",
+        label="actionable",
+        laterality="R",
+        site="south",
+        calc_type="PLEOMORPHIC",
+    ),
     image_row(image_id="d", subject_id="s2", image_path="images/a.png", label="", laterality="R", site="south"),
 ]
 
@@ -65,12 +102,17 @@ def ingest(manifest: Path, tmp_path: Path, params=PARAMS) -> dict:
 
 
 def test_happy_path(image_folder, tmp_path, monkeypatch):
-    manifest = write_manifest(image_folder, HAPPY_ROWS)
+    write_manifest(image_folder, HAPPY_ROWS)
     monkeypatch.chdir(tmp_path)  # image paths are relative to the manifest, not the working directory
     tables = ingest(Path("data/manifest.csv"), tmp_path, {**PARAMS, "pixel_spacing_mm": 0.2})
     images = tables["images"].set_index("image_id")
     assert images.loc["a", ["bits", "height", "width", "pixel_spacing_mm", "laterality"]].tolist() == [
-        16, HEIGHT, WIDTH, 0.1, "L"]
+        16,
+        HEIGHT,
+        WIDTH,
+        0.1,
+        "L",
+    ]
     assert images.loc["b", ["bits", "pixel_spacing_mm"]].tolist() == [12, 0.07]  # spacing from the DICOM
     assert images.loc["c", ["bits", "pixel_spacing_mm"]].tolist() == [8, 0.2]  # spacing from params
     assert Path(images.loc["c", "path"]) == Path("data/images/c.pgm")
@@ -98,38 +140,57 @@ def raised(manifest: Path, tmp_path: Path, params=PARAMS) -> list[str]:
 def test_missing_and_unknown_columns(image_folder, tmp_path):
     manifest = write_manifest(image_folder, [{"image_id": "a", "image_path": "images/a.png", "spacing": "0.1"}])
     problems = raised(manifest, tmp_path)
-    assert problems == ["manifest.csv: missing required column(s): subject_id, label",
-                        "manifest.csv: unknown column(s): spacing (see docs/manifest.md)"]
+    assert problems == [
+        "manifest.csv: missing required column(s): subject_id, label",
+        "manifest.csv: unknown column(s): spacing (see docs/manifest.md)",
+    ]
 
 
 def test_unknown_labels_are_all_listed(image_folder, tmp_path):
-    manifest = write_manifest(image_folder, [
-        image_row(pixel_spacing_mm="0.1"), image_row(label="malignant", pixel_spacing_mm="0.1"),
-        image_row(label="Benign?", pixel_spacing_mm="0.1")])
+    manifest = write_manifest(
+        image_folder,
+        [
+            image_row(pixel_spacing_mm="0.1"),
+            image_row(label="malignant", pixel_spacing_mm="0.1"),
+            image_row(label="Benign?", pixel_spacing_mm="0.1"),
+        ],
+    )
     problems = raised(manifest, tmp_path)
-    assert [p.split(":")[0] for p in problems] == ["manifest.csv row 3, column 'label'",
-                                                   "manifest.csv row 4, column 'label'"]
+    assert [p.split(":")[0] for p in problems] == [
+        "manifest.csv row 3, column 'label'",
+        "manifest.csv row 4, column 'label'",
+    ]
 
 
 def test_duplicate_roi_ids_and_conflicting_image_rows(image_folder, tmp_path):
-    manifest = write_manifest(image_folder, [
-        image_row(roi_id="r1", pixel_spacing_mm="0.1"),
-        image_row(roi_id="r1", pixel_spacing_mm="0.1"),
-        image_row(image_path="images/c.pgm", roi_id="r2", pixel_spacing_mm="0.1"),
-        image_row(image_id="bad id!", pixel_spacing_mm="0.1")])
+    manifest = write_manifest(
+        image_folder,
+        [
+            image_row(roi_id="r1", pixel_spacing_mm="0.1"),
+            image_row(roi_id="r1", pixel_spacing_mm="0.1"),
+            image_row(image_path="images/c.pgm", roi_id="r2", pixel_spacing_mm="0.1"),
+            image_row(image_id="bad id!", pixel_spacing_mm="0.1"),
+        ],
+    )
     problems = raised(manifest, tmp_path)
     assert any(p.startswith("manifest.csv rows 2, 3, column 'roi_id': duplicate ROI r1") for p in problems)
-    assert any(p.startswith("manifest.csv row 4, column 'image_path': image a has 'images/c.pgm' here") for p in problems)
+    assert any(
+        p.startswith("manifest.csv row 4, column 'image_path': image a has 'images/c.pgm' here") for p in problems
+    )
     assert any(p.startswith("manifest.csv row 5, column 'image_id': 'bad id!' is not a file-safe ID") for p in problems)
 
 
 def test_missing_and_unreadable_images(image_folder, tmp_path):
     (image_folder / "images" / "broken.png").write_bytes(b"not a png")
-    manifest = write_manifest(image_folder, [
-        image_row(image_id="x", image_path="images/gone.png", pixel_spacing_mm="0.1"),
-        image_row(image_id="y", image_path="images/also_gone.dcm", pixel_spacing_mm="0.1"),
-        image_row(image_id="z", image_path="images/broken.png", pixel_spacing_mm="0.1"),
-        image_row(image_id="w", image_path="images/c.pgm")])  # no spacing anywhere
+    manifest = write_manifest(
+        image_folder,
+        [
+            image_row(image_id="x", image_path="images/gone.png", pixel_spacing_mm="0.1"),
+            image_row(image_id="y", image_path="images/also_gone.dcm", pixel_spacing_mm="0.1"),
+            image_row(image_id="z", image_path="images/broken.png", pixel_spacing_mm="0.1"),
+            image_row(image_id="w", image_path="images/c.pgm"),
+        ],
+    )  # no spacing anywhere
     problems = raised(manifest, tmp_path)
     assert len(problems) == 4
     assert "row(s) 2, column 'image_path'" in problems[0] and "gone.png: no such file" in problems[0]
@@ -143,20 +204,28 @@ def test_rois_outside_their_image_and_bad_geometry(image_folder, tmp_path):
     Image.fromarray(np.ones((5, 5), np.uint8)).save(wrong_size)
     Image.fromarray(np.zeros((HEIGHT, WIDTH), np.uint8)).save(image_folder / "images" / "empty_mask.png")
     common = {"pixel_spacing_mm": "0.1"}
-    manifest = write_manifest(image_folder, [
-        image_row(x_min="0", y_min="0", x_max="31", y_max="10", **common),          # wider than 30
-        image_row(center_x="15", center_y="40", radius_px="3", **common),           # centre below the image
-        image_row(mask_path="images/small_mask.png", **common),                     # other grid
-        image_row(mask_path="images/empty_mask.png", **common),                     # nothing in it
-        image_row(x_min="0", y_min="0", x_max="5", **common),                       # incomplete box
-        image_row(x_min="1", y_min="1", x_max="5", y_max="5", radius_px="2", center_x="1", center_y="1", **common),
-        image_row(image_id="d", label="", x_min="1", **common),                     # geometry without a finding
-    ])
+    manifest = write_manifest(
+        image_folder,
+        [
+            image_row(x_min="0", y_min="0", x_max="31", y_max="10", **common),  # wider than 30
+            image_row(center_x="15", center_y="40", radius_px="3", **common),  # centre below the image
+            image_row(mask_path="images/small_mask.png", **common),  # other grid
+            image_row(mask_path="images/empty_mask.png", **common),  # nothing in it
+            image_row(x_min="0", y_min="0", x_max="5", **common),  # incomplete box
+            image_row(x_min="1", y_min="1", x_max="5", y_max="5", radius_px="2", center_x="1", center_y="1", **common),
+            image_row(image_id="d", label="", x_min="1", **common),  # geometry without a finding
+        ],
+    )
     problems = raised(manifest, tmp_path)
-    expected = ["row 2, column 'x_min, y_min, x_max, y_max': box [0,31) x [0,10) lies outside image a",
-                "row 3, column 'center_x, center_y': centre (15, 40) lies outside",
-                "row 4, column 'mask_path'", "row 5, column 'mask_path'", "row 6, column 'y_max': box geometry is",
-                "row 7: gives more than one ROI geometry", "row 8, column 'label': is empty"]
+    expected = [
+        "row 2, column 'x_min, y_min, x_max, y_max': box [0,31) x [0,10) lies outside image a",
+        "row 3, column 'center_x, center_y': centre (15, 40) lies outside",
+        "row 4, column 'mask_path'",
+        "row 5, column 'mask_path'",
+        "row 6, column 'y_max': box geometry is",
+        "row 7: gives more than one ROI geometry",
+        "row 8, column 'label': is empty",
+    ]
     for text in expected:
         assert sum(text in p for p in problems) == 1, text
     assert len(problems) == len(expected)

@@ -25,8 +25,11 @@ def real(shared_data, tmp_path_factory):
 
 
 def test_real_subset_counts(real, shared_data):
-    truth = [line.split() for line in (shared_data / "mini-mias-dev" / "Info.txt").read_text().splitlines()
-             if re.match(r"^mdb\d{3}\s", line)]
+    truth = [
+        line.split()
+        for line in (shared_data / "mini-mias-dev" / "Info.txt").read_text().splitlines()
+        if re.match(r"^mdb\d{3}\s", line)
+    ]
     with_coordinates = [t for t in truth if len(t) == 7]
     assert len(real["images"]) == 104
     assert len(real["subjects"]) == 52
@@ -74,8 +77,11 @@ def test_y_flip_uses_the_image_height_and_hits_the_bright_spot(tmp_path):
     height, width = 40, 64
     film = np.zeros((height, width), np.uint8)
     film[5, 10] = 255  # top-left row 5 = row 34 counted from the bottom
-    source = write_source(tmp_path / "mias", ["mdb001 F CALC M 10 34 3", "mdb002 F NORM "],
-                          {"mdb001.png": film, "mdb002.pgm": np.zeros((height, width), np.uint8)})
+    source = write_source(
+        tmp_path / "mias",
+        ["mdb001 F CALC M 10 34 3", "mdb002 F NORM "],
+        {"mdb001.png": film, "mdb002.pgm": np.zeros((height, width), np.uint8)},
+    )
     tables = ingest(source, tmp_path)
     roi = tables["rois"].iloc[0]
     assert (roi["center_x"], roi["center_y"]) == (10.0, 5.0)
@@ -87,8 +93,11 @@ def test_y_flip_uses_the_image_height_and_hits_the_bright_spot(tmp_path):
 
 
 def test_circle_box_is_clipped_to_the_image(tmp_path):
-    source = write_source(tmp_path / "mias", ["mdb001 D ARCH B 1 1 5", "mdb002 D NORM"],
-                          {"mdb001.png": np.zeros((20, 30), np.uint8), "mdb002.png": np.zeros((20, 30), np.uint8)})
+    source = write_source(
+        tmp_path / "mias",
+        ["mdb001 D ARCH B 1 1 5", "mdb002 D NORM"],
+        {"mdb001.png": np.zeros((20, 30), np.uint8), "mdb002.png": np.zeros((20, 30), np.uint8)},
+    )
     roi = ingest(source, tmp_path)["rois"].iloc[0]
     assert (roi["x_min"], roi["y_min"], roi["x_max"], roi["y_max"]) == (0, 13, 7, 20)
     assert roi["abnormality"] == "architectural_distortion"
@@ -96,30 +105,42 @@ def test_circle_box_is_clipped_to_the_image(tmp_path):
 
 def test_images_not_in_info_are_ignored(tmp_path):
     blank = np.zeros((8, 8), np.uint8)
-    source = write_source(tmp_path / "mias", ["mdb001 F NORM", "mdb002 F NORM"],
-                          {"mdb001.png": blank, "mdb002.png": blank, "mdb003.png": blank})
+    source = write_source(
+        tmp_path / "mias",
+        ["mdb001 F NORM", "mdb002 F NORM"],
+        {"mdb001.png": blank, "mdb002.png": blank, "mdb003.png": blank},
+    )
     assert ingest(source, tmp_path)["images"]["image_id"].tolist() == ["mdb001", "mdb002"]
 
 
 def test_every_bad_truth_row_and_missing_image_is_listed(tmp_path):
     blank = np.zeros((16, 16), np.uint8)
-    source = write_source(tmp_path / "mias", [
-        "mdb001 F CALC X 3 3 2",      # unknown severity
-        "mdb002 F BLOB B 3 3 2",      # unknown class
-        "mdb003 Q NORM",              # unknown tissue
-        "mdb004 F CALC B 3 3",        # incomplete coordinates
-        "mdb005 F CALC B 40 3 2",     # centre outside the 16 x 16 image
-        "mdb006 F NORM",              # image missing
-        "mdb007 F CIRC M 3 3 2",      # image missing
-    ], {f"mdb00{n}.png": blank for n in range(1, 6)})
+    source = write_source(
+        tmp_path / "mias",
+        [
+            "mdb001 F CALC X 3 3 2",  # unknown severity
+            "mdb002 F BLOB B 3 3 2",  # unknown class
+            "mdb003 Q NORM",  # unknown tissue
+            "mdb004 F CALC B 3 3",  # incomplete coordinates
+            "mdb005 F CALC B 40 3 2",  # centre outside the 16 x 16 image
+            "mdb006 F NORM",  # image missing
+            "mdb007 F CIRC M 3 3 2",  # image missing
+        ],
+        {f"mdb00{n}.png": blank for n in range(1, 6)},
+    )
     out_dir = tmp_path / "out"
     with pytest.raises(IngestError) as caught:
         ingest_mini_mias(source, PARAMS, out_dir)
     text = "\n".join(caught.value.problems)
-    for expected in ["Info.txt line 3, column 'severity'", "Info.txt line 4, column 'class'",
-                     "Info.txt line 5, column 'tissue'", "Info.txt line 6, column 'x, y, radius'",
-                     "Info.txt line 7, column 'x, y': centre (40, 3) lies outside",
-                     "Info.txt line 8: image mdb006 not found", "Info.txt line 9: image mdb007 not found"]:
+    for expected in [
+        "Info.txt line 3, column 'severity'",
+        "Info.txt line 4, column 'class'",
+        "Info.txt line 5, column 'tissue'",
+        "Info.txt line 6, column 'x, y, radius'",
+        "Info.txt line 7, column 'x, y': centre (40, 3) lies outside",
+        "Info.txt line 8: image mdb006 not found",
+        "Info.txt line 9: image mdb007 not found",
+    ]:
         assert expected in text
     assert len(caught.value.problems) == 7
     assert not out_dir.exists()

@@ -7,8 +7,15 @@ import pytest
 from scipy.spatial.distance import cdist
 from skimage.morphology import dilation, disk
 
-from calcsig.masks import (background_union, foreground_labels, min_distance_px, object_band, roi_bbox,
-                           roi_masks, roi_masks_file)
+from calcsig.masks import (
+    background_union,
+    foreground_labels,
+    min_distance_px,
+    object_band,
+    roi_bbox,
+    roi_masks,
+    roi_masks_file,
+)
 
 
 def random_layout(seed, shape=(60, 70), n=6):
@@ -33,7 +40,7 @@ def adjacent_pair():
     labels = np.zeros((30, 30), dtype=np.int32)
     labels[10:15, 8:13] = 4
     labels[10:15, 13:16] = 9  # shares an edge with object 4
-    labels[22, 22] = 2        # one pixel: dropped by the area filter
+    labels[22, 22] = 2  # one pixel: dropped by the area filter
     return labels
 
 
@@ -123,8 +130,18 @@ def test_roi_masks_crop_and_file_round_trip(tmp_path):
     out = tmp_path / "masks" / "r1.npz"
     arrays = roi_masks_file(seg, row, {"background_band_mm": 0.35}, out)
     with np.load(out) as z:
-        assert set(z.files) == {"offset_yx", "pixel_spacing_mm", "foreground", "object_ids", "n_dropped_small", "n_rejected_selector",
-                                "background_band_px", "background", "dilation_radii_px", "min_distance_px"}
+        assert set(z.files) == {
+            "offset_yx",
+            "pixel_spacing_mm",
+            "foreground",
+            "object_ids",
+            "n_dropped_small",
+            "n_rejected_selector",
+            "background_band_px",
+            "background",
+            "dilation_radii_px",
+            "min_distance_px",
+        }
         assert list(z["offset_yx"]) == [30, 40] and z["foreground"].shape == (30, 40)
         assert list(z["object_ids"]) == [3, 7]
         assert z["background_band_px"] == pytest.approx(5.0)
@@ -136,8 +153,9 @@ def test_roi_masks_crop_and_file_round_trip(tmp_path):
 
 def test_roi_bbox_shapes():
     assert roi_bbox({"shape": "bbox", "x_min": 1, "y_min": 2, "x_max": 5, "y_max": 9}, (50, 60)) == (1, 2, 5, 9)
-    assert roi_bbox({"shape": "circle", "center_x": 20.0, "center_y": 30.0, "radius_px": 5.0,
-                     "x_min": "", "y_min": None}, (50, 60)) == (15, 25, 26, 36)
+    assert roi_bbox(
+        {"shape": "circle", "center_x": 20.0, "center_y": 30.0, "radius_px": 5.0, "x_min": "", "y_min": None}, (50, 60)
+    ) == (15, 25, 26, 36)
     assert roi_bbox({"shape": "image"}, (50, 60)) == (0, 0, 60, 50)
 
 
@@ -171,8 +189,14 @@ def test_the_masks_file_applies_the_selector_threshold_from_the_segment_table(tm
     np.savez(tmp_path / "im.npz", labels=labels, breast=np.ones_like(labels, bool), pixel_spacing_mm=0.1)
     pd.DataFrame({"object_id": [1, 2], "selector_score": [0.9, 0.2]}).to_csv(tmp_path / "im.tsv", sep="\t", index=False)
     row = {"shape": "bbox", "x_min": 0, "y_min": 0, "x_max": 30, "y_max": 30}
-    arrays = roi_masks_file(tmp_path / "im.npz", row, {"min_area_mm2": 0.0}, tmp_path / "roi.npz",
-                            segment_tsv=tmp_path / "im.tsv", selector_threshold=0.5)
+    arrays = roi_masks_file(
+        tmp_path / "im.npz",
+        row,
+        {"min_area_mm2": 0.0},
+        tmp_path / "roi.npz",
+        segment_tsv=tmp_path / "im.tsv",
+        selector_threshold=0.5,
+    )
     assert list(arrays["object_ids"]) == [1]
     assert int(arrays["n_rejected_selector"]) == 1
     with np.load(tmp_path / "roi.npz") as saved:

@@ -18,8 +18,17 @@ def _tables(n_rois=12, seed=0, empty=("r3",)):
         if rid in empty:
             continue
         for o in range(int(rng.integers(2, 7))):
-            rows.append({"roi_id": rid, "object_id": o + 1, "fg_a": rng.normal(), "fg_b": rng.normal(),
-                         "rp_area": rng.gamma(2.0), "bg_c": rng.normal(), "other": 7.0})
+            rows.append(
+                {
+                    "roi_id": rid,
+                    "object_id": o + 1,
+                    "fg_a": rng.normal(),
+                    "fg_b": rng.normal(),
+                    "rp_area": rng.gamma(2.0),
+                    "bg_c": rng.normal(),
+                    "other": 7.0,
+                }
+            )
     objects = pd.DataFrame(rows)
     objects.loc[0, "fg_b"] = np.nan  # a missing object feature
     X = pd.DataFrame({"roi_id": [f"r{i}" for i in range(n_rois)], "n_objects": 0.0, "hc_x": rng.normal(size=n_rois)})

@@ -2,14 +2,16 @@
 
 import pandas as pd
 import pytest
-
 from model_stage_runs import run_every_job
 
 from calcsig.model import simulate, stage
 
-FAST = {"bootstrap_repeats": 50, "inner_folds": 3, "baselines": {"mean_std": False, "mask_brf": False,
-                                                                  "enrichment_ablation": True},
-        "multiclass": False}
+FAST = {
+    "bootstrap_repeats": 50,
+    "inner_folds": 3,
+    "baselines": {"mean_std": False, "mask_brf": False, "enrichment_ablation": True},
+    "multiclass": False,
+}
 MODELS = ["bag_of_objects", "no_enrichment"]
 
 
@@ -19,8 +21,9 @@ def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("model_external")
     t = simulate.make_tables(n_subjects=36, rois_per_subject=2, objects_per_roi=6, n_outer=3, seed=4)
     a, rois = t["assignment"], t["corpus_rois"]
-    actionable = set(rois.loc[rois["label"] == "actionable", "image_id"].map(
-        t["images"].set_index("image_id")["subject_id"]))
+    actionable = set(
+        rois.loc[rois["label"] == "actionable", "image_id"].map(t["images"].set_index("image_id")["subject_id"])
+    )
     dev = a[(a["level"] == "subject") & (a["split"] == "train")]["subject_id"]
     external = [s for s in dev if s in actionable][:3] + [s for s in dev if s not in actionable][:3]
     ext = a["subject_id"].isin(external)
@@ -39,7 +42,7 @@ def test_external_rois_are_predicted_once_by_the_final_model_only(files, run):
     pred, searches, _ = run
     assert stage.model_names(FAST) == MODELS
     assert stage.outer_folds(files["assignment"]) == ["1", "2", "3"]
-    for model, g in pred.groupby("model"):
+    for _, g in pred.groupby("model"):
         assert sorted(g.loc[g["fold"] == "external", "roi_id"]) == sorted(files["external_rois"])
         # no outer fold and no eval row carries an external ROI
         assert not set(g.loc[g["fold"] != "external", "roi_id"]) & files["external_rois"]

@@ -98,7 +98,11 @@ def test_threshold_table_benign_avoided_and_brier():
     table = M.threshold_table(y, p)
     assert [r["threshold"] for r in table] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
     at_05 = table[4]
-    assert at_05["sensitivity"] == 1.0 and at_05["specificity"] == pytest.approx(3 / 4) and at_05["ppv"] == pytest.approx(2 / 3)
+    assert (
+        at_05["sensitivity"] == 1.0
+        and at_05["specificity"] == pytest.approx(3 / 4)
+        and at_05["ppv"] == pytest.approx(2 / 3)
+    )
     spared = M.benign_biopsies_avoided(y, p >= 0.55)
     assert spared == {"fraction": 0.75, "benign_spared": 3, "benign_total": 4, "at_sensitivity": 1.0}
     assert M.brier_score(y, p) == pytest.approx(np.mean((p - y) ** 2))
@@ -144,12 +148,21 @@ def test_fuse_views_rule():
 
 
 def test_image_and_breast_levels():
-    pred = pd.DataFrame({
-        "roi_id": ["r1", "r2", "r3", "r4"], "subject_id": ["s", "s", "s", "t"],
-        "image_id": ["cc", "cc", "mlo", "t_cc"], "model": "m", "fold": "1",
-        "label": [0, 1, 1, 0], "probability": [0.2, 0.45, 0.3, 0.1], "predicted": [0, 1, 0, 0],
-    })
-    images = pd.DataFrame({"image_id": ["cc", "mlo", "t_cc"], "laterality": ["L", "L", "R"], "view": ["CC", "MLO", "CC"]})
+    pred = pd.DataFrame(
+        {
+            "roi_id": ["r1", "r2", "r3", "r4"],
+            "subject_id": ["s", "s", "s", "t"],
+            "image_id": ["cc", "cc", "mlo", "t_cc"],
+            "model": "m",
+            "fold": "1",
+            "label": [0, 1, 1, 0],
+            "probability": [0.2, 0.45, 0.3, 0.1],
+            "predicted": [0, 1, 0, 0],
+        }
+    )
+    images = pd.DataFrame(
+        {"image_id": ["cc", "mlo", "t_cc"], "laterality": ["L", "L", "R"], "view": ["CC", "MLO", "CC"]}
+    )
     img = image_level(pred).set_index("image_id")
     assert img.loc["cc", "probability"] == 0.45 and img.loc["cc", "label"] == 1 and img.loc["cc", "predicted"] == 1
     br = breast_level(image_level(pred), images).set_index("breast_id")

@@ -19,7 +19,8 @@ def data(tmp_path_factory):
     t = simulate.make_tables(n_subjects=48, rois_per_subject=2, objects_per_roi=6, n_outer=3, seed=4)
     files = simulate.write_tables(t, tmp_path_factory.mktemp("multiclass"))
     cases, objects, images, globals_ = stage.load_model_data(
-        files["objects"], files["rois"], files["corpus_rois"], files["images"], files["assignment"])
+        files["objects"], files["rois"], files["corpus_rois"], files["images"], files["assignment"]
+    )
     return files, t, (cases, objects, images, globals_)
 
 
@@ -74,7 +75,8 @@ def test_fine_class_learns_the_simulated_classes(tmp_path):
     t = simulate.make_tables(n_subjects=48, rois_per_subject=2, objects_per_roi=6, n_outer=3, seed=4, fine_signal=3.0)
     files = simulate.write_tables(t, tmp_path)
     cases, objects, images, globals_ = stage.load_model_data(
-        files["objects"], files["rois"], files["corpus_rois"], files["images"], files["assignment"])
+        files["objects"], files["rois"], files["corpus_rois"], files["images"], files["assignment"]
+    )
     pred, _ = stage.predict_cases(cases, objects, images, globals_, PARAMS, "eval", "fine_class")
     m = M.multiclass_metrics(pred["true_class"], pred["predicted_class"])
     chance = 1.0 / len(m["labels"])
@@ -145,8 +147,17 @@ def _run_jobs(files, params, models, out):
     paths = []
     for model in models:
         for fold in ("1", "2", "3", "eval"):
-            written = stage.run_outer_fold(files["objects"], files["rois"], files["corpus_rois"], files["images"],
-                                           files["assignment"], params, fold, model, out / model / fold)
+            written = stage.run_outer_fold(
+                files["objects"],
+                files["rois"],
+                files["corpus_rois"],
+                files["images"],
+                files["assignment"],
+                params,
+                fold,
+                model,
+                out / model / fold,
+            )
             paths.append(written["predictions"])
     return paths
 
@@ -170,8 +181,9 @@ def test_a_single_fine_class_skips_the_model_with_a_reason(data, tmp_path, corpu
     gathered = stage.gather_predictions(paths, tmp_path / "predictions.parquet")
     assert set(gathered["model"]) == {"bag_of_objects"}
     assert gathered["predicted"].dtype == np.int64 and gathered["label"].dtype == np.int64
-    result = stage.evaluate_models(paths, files["images"], params, tmp_path / "m.json", tmp_path / "m.tsv",
-                                   corpus_rois_tsv=files["corpus_rois"])
+    result = stage.evaluate_models(
+        paths, files["images"], params, tmp_path / "m.json", tmp_path / "m.tsv", corpus_rois_tsv=files["corpus_rois"]
+    )
     assert set(result["models"]["fine_class"]) == {"skipped"}
     assert "fold eval" in result["models"]["fine_class"]["skipped"]
     assert "multiclass" not in result["models"]["bag_of_objects"]

@@ -25,7 +25,8 @@ def marked(tmp_path_factory):
     t["rois"]["hc_marker"] = t["rois"]["roi_id"].map(codes)
     files = simulate.write_tables(t, tmp_path_factory.mktemp("marked"))
     cases, objects, images, globals_ = stage.load_model_data(
-        files["objects"], files["rois"], files["corpus_rois"], files["images"], files["assignment"])
+        files["objects"], files["rois"], files["corpus_rois"], files["images"], files["assignment"]
+    )
     assert globals_[-1] == "hc_marker"
     # an external cohort: two subjects of each label taken out of train+dev (split external, no fold)
     dev = cases[cases["split"] != "eval"].drop_duplicates("subject_id")
@@ -101,8 +102,11 @@ def test_no_fitted_step_sees_a_held_out_roi(marked, monkeypatch, fold):
     train, test = stage.fold_cases(cases, fold)
     train_ids = train["roi_id"].tolist()
     external = set(cases.loc[cases["split"] == "external", "roi_id"])
-    held_out = (set(test["roi_id"]) | external
-                | (set(cases.loc[cases["split"] == "eval", "roi_id"]) if fold != "eval" else set()))
+    held_out = (
+        set(test["roi_id"])
+        | external
+        | (set(cases.loc[cases["split"] == "eval", "roi_id"]) if fold != "eval" else set())
+    )
     assert set(pred["roi_id"]) == set(test["roi_id"]) and held_out and external
     assert_external_predicted_by_the_final_model_only(pred, cases, fold, external)
     assert len(seen["splits"]) == 1
@@ -208,8 +212,11 @@ def test_fine_class_fits_never_see_a_held_out_roi(marked, monkeypatch, fold):
 
     train, test = stage.fold_cases(cases, fold)
     external = set(cases.loc[cases["split"] == "external", "roi_id"])
-    held_out = (set(test["roi_id"]) | external
-                | (set(cases.loc[cases["split"] == "eval", "roi_id"]) if fold != "eval" else set()))
+    held_out = (
+        set(test["roi_id"])
+        | external
+        | (set(cases.loc[cases["split"] == "eval", "roi_id"]) if fold != "eval" else set())
+    )
     assert set(pred["roi_id"]) == set(test["roi_id"]) and held_out and external
     assert_external_predicted_by_the_final_model_only(pred, cases, fold, external)
     # the ROIs the multi-class fit uses: the training ROIs of the classes it could cross-validate

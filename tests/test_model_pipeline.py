@@ -54,16 +54,29 @@ def test_smoteenn_skips_with_a_reason_when_it_cannot_run():
 
 def test_pipeline_is_deterministic_and_seed_matters():
     rng = np.random.default_rng(4)
-    rows = [{"roi_id": f"r{i}", "object_id": o, "fg_a": rng.normal() + (i % 3 == 0), "rp_b": rng.normal(),
-             "bg_c": rng.normal()} for i in range(30) for o in range(5)]
+    rows = [
+        {
+            "roi_id": f"r{i}",
+            "object_id": o,
+            "fg_a": rng.normal() + (i % 3 == 0),
+            "rp_b": rng.normal(),
+            "bg_c": rng.normal(),
+        }
+        for i in range(30)
+        for o in range(5)
+    ]
     objects = ObjectTable(pd.DataFrame(rows))
     X = pd.DataFrame({"roi_id": [f"r{i}" for i in range(30)], "hc_g": rng.normal(size=30)})
     y = np.array([int(i % 3 == 0) for i in range(30)])
     probs = []
     for seed in (7, 7, 8):
-        pipe = build_pipeline(objects, "bag_of_objects", n_clusters=4, seed=seed,
-                              lightgbm_params={"n_estimators": 20, "min_child_samples": 3, "subsample": 0.7,
-                                               "subsample_freq": 1})
+        pipe = build_pipeline(
+            objects,
+            "bag_of_objects",
+            n_clusters=4,
+            seed=seed,
+            lightgbm_params={"n_estimators": 20, "min_child_samples": 3, "subsample": 0.7, "subsample_freq": 1},
+        )
         probs.append(pipe.fit(X, y).predict_proba(X)[:, 1])
     np.testing.assert_array_equal(probs[0], probs[1])
     assert not np.array_equal(probs[0], probs[2])

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from model_stage_runs import run_every_job
 
 from calcsig.model import simulate, stage
@@ -15,8 +14,13 @@ from calcsig.model.baselines import MaskPixels, MaskSource, resize_nearest
 from calcsig.paths import RESOURCE_DIR, SCHEMA_DIR
 
 CONTRACT = ["roi_id", "subject_id", "model", "fold", "label", "probability", "predicted"]
-FAST = {"bootstrap_repeats": 100, "inner_folds": 3, "mask_size": 32, "brf_n_estimators": 10,
-        "baselines": {"enrichment_ablation": True}}  # the simulated corpus has an enrichment subset
+FAST = {
+    "bootstrap_repeats": 100,
+    "inner_folds": 3,
+    "mask_size": 32,
+    "brf_n_estimators": 10,
+    "baselines": {"enrichment_ablation": True},
+}  # the simulated corpus has an enrichment subset
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +60,7 @@ def test_predictions_follow_the_contract(files, run):
     assert pred["probability"].between(0, 1).all()
     a = pd.read_csv(files["assignment"], sep="\t", dtype=str, keep_default_na=False)
     a = a[a["level"] == "roi"]
-    for model, g in pred.groupby("model"):
+    for _model, g in pred.groupby("model"):
         # every ROI predicted exactly once out of fold, and eval ROIs once by the final model
         cv = g[g["fold"] != "eval"]
         assert sorted(cv["roi_id"]) == sorted(a.loc[a["split"] != "eval", "roi_id"])
@@ -83,7 +87,7 @@ def test_models_json_metrics_and_comparisons(files, run):
     _, _, result = run
     on_disk = json.loads((files["dir"] / "models.json").read_text())
     assert on_disk == json.loads(json.dumps(result))
-    for name, entry in on_disk["models"].items():
+    for entry in on_disk["models"].values():
         for level in ("roi", "image", "breast"):
             for s in ("cv", "eval"):
                 m = entry[level][s]["metrics"]
@@ -175,7 +179,9 @@ def test_config_schema_documents_every_key_and_defaults_validate():
     assert stage.model_names({"multiclass": False}) == ["bag_of_objects", "mean_std", "mask_brf"]
     assert stage.model_names({"baselines": {"enrichment_ablation": True}, "multiclass": False})[-1] == "no_enrichment"
     assert stage.model_names({"baselines": {"mask_brf": False, "enrichment_ablation": False}, "multiclass": False}) == [
-        "bag_of_objects", "mean_std"]
+        "bag_of_objects",
+        "mean_std",
+    ]
 
 
 def test_global_features_are_numeric_non_qc_columns(files, tmp_path):
@@ -184,14 +190,20 @@ def test_global_features_are_numeric_non_qc_columns(files, tmp_path):
     rois["qc_nan_features"] = "fg_x=1"
     rois.to_parquet(tmp_path / "rois.parquet", index=False)
     cases, objects, _, globals_ = stage.load_model_data(
-        files["objects"], tmp_path / "rois.parquet", files["corpus_rois"], files["images"], files["assignment"])
+        files["objects"], tmp_path / "rois.parquet", files["corpus_rois"], files["images"], files["assignment"]
+    )
     assert "n_objects" in globals_ and any(c.startswith("hc_g") for c in globals_)
     assert not any(c.startswith("qc_") for c in globals_) and "hc_note" not in globals_
     assert len(objects) == len(files["tables"]["objects"])
     assert set(cases["label"]) == {0, 1}
     _, _, _, with_qc = stage.load_model_data(
-        files["objects"], files["rois"], files["corpus_rois"], files["images"], files["assignment"],
-        global_prefixes=["n_objects", "qc_"])
+        files["objects"],
+        files["rois"],
+        files["corpus_rois"],
+        files["images"],
+        files["assignment"],
+        global_prefixes=["n_objects", "qc_"],
+    )
     assert with_qc == ["n_objects", "qc_n_dropped"]
 
 
@@ -201,6 +213,12 @@ def test_evaluate_maps_images_from_the_corpus_when_predictions_lack_them(files, 
     slim.to_parquet(tmp_path / "p.parquet", index=False)
     with pytest.raises(ValueError, match="image_id"):
         stage.evaluate_models(tmp_path / "p.parquet", files["images"], FAST, tmp_path / "m.json", tmp_path / "m.tsv")
-    again = stage.evaluate_models(tmp_path / "p.parquet", files["images"], FAST, tmp_path / "m.json",
-                                  tmp_path / "m.tsv", corpus_rois_tsv=files["corpus_rois"])
+    again = stage.evaluate_models(
+        tmp_path / "p.parquet",
+        files["images"],
+        FAST,
+        tmp_path / "m.json",
+        tmp_path / "m.tsv",
+        corpus_rois_tsv=files["corpus_rois"],
+    )
     assert again["models"]["bag_of_objects"]["breast"] == result["models"]["bag_of_objects"]["breast"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from test_partition_stage import CHEAP, make_corpus
 
 from calcsig.errors import ConfigError
 from calcsig.partition.audit import audit_corpus
 from calcsig.partition.stage import PartitionError, partition_tables, read_assignment, write_assignment
-from test_partition_stage import CHEAP, make_corpus
 
 EXTERNAL = {"column": "site", "values": ["site_c"]}
 
@@ -25,9 +25,16 @@ def cohort():
     external = images["site"] == "site_c"
     params = {**CHEAP, "external": EXTERNAL}
     assignment, table, summary = partition_tables(images, corpus["rois"], corpus["subjects"], params, seed=5)
-    return {"corpus": corpus, "images": images, "external": external, "mixed": mixed,
-            "planted": images.loc[planted, "image_id"], "assignment": assignment, "table": table,
-            "summary": summary}
+    return {
+        "corpus": corpus,
+        "images": images,
+        "external": external,
+        "mixed": mixed,
+        "planted": images.loc[planted, "image_id"],
+        "assignment": assignment,
+        "table": table,
+        "summary": summary,
+    }
 
 
 def test_exactly_the_external_images_are_external(cohort):
@@ -65,8 +72,9 @@ def test_development_corpus_is_split_as_without_the_external_images(cohort):
 def test_without_external_nothing_changes():
     corpus = make_corpus(n_subjects=60, seed=3)
     default, _, summary = partition_tables(corpus["images"], corpus["rois"], corpus["subjects"], dict(CHEAP), seed=5)
-    explicit, _, _ = partition_tables(corpus["images"], corpus["rois"], corpus["subjects"],
-                                      {**CHEAP, "external": None}, seed=5)
+    explicit, _, _ = partition_tables(
+        corpus["images"], corpus["rois"], corpus["subjects"], {**CHEAP, "external": None}, seed=5
+    )
     pd.testing.assert_frame_equal(default, explicit)
     assert "external" not in set(default["split"]) and "external" not in summary
 
@@ -78,8 +86,15 @@ def test_assignment_round_trip_and_audit_of_the_mixed_subject(cohort, tmp_path):
     assert back.loc[back["split"] == "external", "outer_fold"].isna().all()
     images = cohort["images"]
     hashes = pd.DataFrame({"pixel_hash": None, "phash": None}, index=images["image_id"])
-    report = audit_corpus(images, cohort["corpus"]["rois"], back, declared_enrichment=["enrichment"],
-                          hamming=36, hash_size=16, hashes=hashes)
+    report = audit_corpus(
+        images,
+        cohort["corpus"]["rois"],
+        back,
+        declared_enrichment=["enrichment"],
+        hamming=36,
+        hash_size=16,
+        hashes=hashes,
+    )
     overlap = {e["subject_id"]: e for e in report["subject_overlap"]}
     assert set(overlap) == {cohort["mixed"]}
     entry = overlap[cohort["mixed"]]
@@ -91,11 +106,22 @@ def test_assignment_round_trip_and_audit_of_the_mixed_subject(cohort, tmp_path):
 def test_bad_external_settings_are_named():
     corpus = make_corpus(n_subjects=20, seed=1)
     with pytest.raises(PartitionError, match="scanner"):
-        partition_tables(corpus["images"], corpus["rois"], corpus["subjects"],
-                         {**CHEAP, "external": {"column": "scanner", "values": ["x"]}}, seed=1)
+        partition_tables(
+            corpus["images"],
+            corpus["rois"],
+            corpus["subjects"],
+            {**CHEAP, "external": {"column": "scanner", "values": ["x"]}},
+            seed=1,
+        )
     with pytest.raises(PartitionError, match="every image"):
-        partition_tables(corpus["images"], corpus["rois"], corpus["subjects"],
-                         {**CHEAP, "external": {"column": "source", "values": ["test"]}}, seed=1)
+        partition_tables(
+            corpus["images"],
+            corpus["rois"],
+            corpus["subjects"],
+            {**CHEAP, "external": {"column": "source", "values": ["test"]}},
+            seed=1,
+        )
     with pytest.raises(ConfigError, match="partition.external"):
-        partition_tables(corpus["images"], corpus["rois"], corpus["subjects"],
-                         {**CHEAP, "external": {"column": "site"}}, seed=1)
+        partition_tables(
+            corpus["images"], corpus["rois"], corpus["subjects"], {**CHEAP, "external": {"column": "site"}}, seed=1
+        )

@@ -13,7 +13,11 @@ SEARCH = {"n_restarts": 2, "max_iter": 400, "patience": 150}
 
 def random_subjects(n: int, seed: int, n_strata: int = 3):
     rng = np.random.default_rng(seed)
-    strata = rng.choice([f"class_{k}" for k in range(n_strata)], size=n, p=np.linspace(2, 1, n_strata) / np.linspace(2, 1, n_strata).sum())
+    strata = rng.choice(
+        [f"class_{k}" for k in range(n_strata)],
+        size=n,
+        p=np.linspace(2, 1, n_strata) / np.linspace(2, 1, n_strata).sum(),
+    )
     site = rng.choice(3, size=n, p=[0.5, 0.3, 0.2])
     density = rng.choice(4, size=n)
     age = rng.normal(57, 10, size=n)

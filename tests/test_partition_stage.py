@@ -11,8 +11,7 @@ import pytest
 from calcsig.partition.balance import cramers_v
 from calcsig.partition.covariates import design_matrix, subject_covariates
 from calcsig.partition.optimiser import worst_abs_smd
-from calcsig.partition.stage import (PartitionError, partition_params, partition_tables, read_assignment,
-                                     run_partition)
+from calcsig.partition.stage import PartitionError, partition_params, partition_tables, read_assignment, run_partition
 from calcsig.tables import validate_corpus, write_tables
 
 SITES = {"site_a": (0.45, 0.55), "site_b": (0.35, 0.30), "site_c": (0.20, 0.70)}
@@ -33,27 +32,64 @@ def make_corpus(n_subjects: int = 120, seed: int = 7, enrichment_subjects: int =
         age = float(np.clip(rng.normal(57, 10), 30, 90).round())
         density = "ABCD"[int(np.clip(rng.normal(2.2 - (age - 57) / 15, 0.9), 0, 3))]
         race = races[rng.choice(4, p=race_mix[site])] if rng.random() > 0.1 else None
-        subjects.append({"subject_id": sid, "age": age if rng.random() > 0.07 else None, "density": density,
-                         "race_ethnicity": race, "site": site, "cohort": "test", "n_images": 0})
+        subjects.append(
+            {
+                "subject_id": sid,
+                "age": age if rng.random() > 0.07 else None,
+                "density": density,
+                "race_ethnicity": race,
+                "site": site,
+                "cohort": "test",
+                "n_images": 0,
+            }
+        )
         finding = rng.random()
         kind = "normal" if finding < 0.15 else ("actionable" if rng.random() < SITES[site][1] else "benign")
         views = ["CC", "MLO"] if rng.random() < 0.8 else ["CC"]
         laterality = "L" if rng.random() < 0.5 else "R"
         for view in views:
             iid = f"{sid}_{laterality}_{view}"
-            images.append({"image_id": iid, "subject_id": sid, "has_pixels": False, "laterality": laterality,
-                           "view": view, "site": site, "source": "test", "subset": "main"})
+            images.append(
+                {
+                    "image_id": iid,
+                    "subject_id": sid,
+                    "has_pixels": False,
+                    "laterality": laterality,
+                    "view": view,
+                    "site": site,
+                    "source": "test",
+                    "subset": "main",
+                }
+            )
             if kind == "normal":
                 continue
             fine = rng.choice(["dcis", "invasive", "high_risk"]) if kind == "actionable" else "benign"
-            rois.append({"roi_id": f"{iid}_1", "image_id": iid, "shape": "image", "label": kind,
-                         "fine_class": fine, "calc_type": rng.choice(["pleomorphic", "amorphous", "punctate"]),
-                         "calc_distribution": rng.choice(["clustered", "segmental"]), "source": "test"})
+            rois.append(
+                {
+                    "roi_id": f"{iid}_1",
+                    "image_id": iid,
+                    "shape": "image",
+                    "label": kind,
+                    "fine_class": fine,
+                    "calc_type": rng.choice(["pleomorphic", "amorphous", "punctate"]),
+                    "calc_distribution": rng.choice(["clustered", "segmental"]),
+                    "source": "test",
+                }
+            )
         subjects[-1]["n_images"] = len(views)
     for e in range(enrichment_subjects):
         sid = f"S{e:03d}"
-        images.append({"image_id": f"{sid}_ENR", "subject_id": sid, "has_pixels": False, "laterality": "L",
-                       "view": "CC", "source": "test", "subset": "enrichment"})
+        images.append(
+            {
+                "image_id": f"{sid}_ENR",
+                "subject_id": sid,
+                "has_pixels": False,
+                "laterality": "L",
+                "view": "CC",
+                "source": "test",
+                "subset": "enrichment",
+            }
+        )
     return validate_corpus(pd.DataFrame(images), pd.DataFrame(rois), pd.DataFrame(subjects), "fixture")
 
 
@@ -78,14 +114,23 @@ def test_balance_targets_on_120_subjects(partitioned):
     assert split["label_max_deviation_pp"] <= 3.0
     assert split["n_subjects"] == {"train": 72, "dev": 18, "eval": 30}
     folds = summary["scopes"]["outer_fold"]
-    assert folds["n_subjects"] == {f"fold_{k}": n for k, n in zip(range(1, 5), (23, 23, 22, 22))} or \
-        sorted(folds["n_subjects"].values()) == [22, 22, 23, 23]
+    assert folds["n_subjects"] == {f"fold_{k}": n for k, n in zip(range(1, 5), (23, 23, 22, 22))} or sorted(
+        folds["n_subjects"].values()
+    ) == [22, 22, 23, 23]
     assert folds["worst_abs_smd"] <= 0.2
     split_rows = table[(table["scope"] == "split") & (table["kind"] != "stratum")]
     assert split_rows["max_abs_smd"].max() == pytest.approx(split["worst_abs_smd"])
     assert split_rows["is_worst"].sum() == 1
-    assert set(split_rows["covariate"]) == {"age_band", "density", "site", "race_ethnicity", "calc_type",
-                                            "calc_distribution", "fine_class", "age"}
+    assert set(split_rows["covariate"]) == {
+        "age_band",
+        "density",
+        "site",
+        "race_ethnicity",
+        "calc_type",
+        "calc_distribution",
+        "fine_class",
+        "age",
+    }
 
 
 def test_optimised_split_beats_random_grouped_split(corpus, partitioned):
@@ -93,9 +138,15 @@ def test_optimised_split_beats_random_grouped_split(corpus, partitioned):
 
     assignment, _, _ = partitioned
     params = partition_params({})
-    cov = subject_covariates(corpus["images"], corpus["rois"], corpus["subjects"], covariates=params["covariates"],
-                             numeric_covariates=params["numeric_covariates"], morphology=params["morphology"],
-                             age_bins=params["age_bins"])
+    cov = subject_covariates(
+        corpus["images"],
+        corpus["rois"],
+        corpus["subjects"],
+        covariates=params["covariates"],
+        numeric_covariates=params["numeric_covariates"],
+        morphology=params["morphology"],
+        age_bins=params["age_bins"],
+    )
     X, _ = design_matrix(cov)
     subjects = cov.frame.index.to_numpy()
     split_of = assignment[assignment["level"] == "subject"].set_index("subject_id")["split"]
@@ -149,8 +200,16 @@ def test_missing_values_are_their_own_level(corpus, partitioned):
     assert summary["covariates"]["missing_subjects"]["age_band"] == missing_age
     assert "missing" in summary["covariates"]["pooled_into_other"]["age_band"]
     params = partition_params({})
-    cov = subject_covariates(corpus["images"], corpus["rois"], corpus["subjects"], covariates=["age_band"],
-                             numeric_covariates=[], morphology=[], age_bins=params["age_bins"], min_level_subjects=1)
+    cov = subject_covariates(
+        corpus["images"],
+        corpus["rois"],
+        corpus["subjects"],
+        covariates=["age_band"],
+        numeric_covariates=[],
+        morphology=[],
+        age_bins=params["age_bins"],
+        min_level_subjects=1,
+    )
     assert (cov.frame["age_band"] == "missing").sum() == missing_age
 
 
@@ -181,8 +240,9 @@ def test_given_split_is_honoured_and_train_divided(corpus):
     images = corpus["images"].copy()
     eval_subjects = set(corpus["subjects"]["subject_id"][::4])
     images["given_split"] = np.where(images["subject_id"].isin(eval_subjects), "test", "train")
-    assignment, _, summary = partition_tables(images, corpus["rois"], corpus["subjects"],
-                                              {**CHEAP, "use_given_split": True}, seed=1)
+    assignment, _, summary = partition_tables(
+        images, corpus["rois"], corpus["subjects"], {**CHEAP, "use_given_split": True}, seed=1
+    )
     subject_split = assignment[assignment["level"] == "subject"].set_index("subject_id")["split"]
     assert set(subject_split.index[subject_split == "eval"]) == eval_subjects
     pool = subject_split[~subject_split.index.isin(eval_subjects)]
@@ -198,8 +258,9 @@ def test_given_split_conflict_is_kept_for_the_audit(corpus):
     subject = two_view.index[two_view == 2][0]
     first_image = images.index[images["subject_id"] == subject][0]
     images.loc[first_image, "given_split"] = "test"
-    assignment, _, _ = partition_tables(images, corpus["rois"], corpus["subjects"],
-                                        {**CHEAP, "use_given_split": True}, seed=1)
+    assignment, _, _ = partition_tables(
+        images, corpus["rois"], corpus["subjects"], {**CHEAP, "use_given_split": True}, seed=1
+    )
     rows = assignment[(assignment["subject_id"] == subject) & (assignment["level"] == "image")]
     assert set(rows["split"]) == {"eval", "train"} or set(rows["split"]) == {"eval", "dev"}
 
@@ -207,12 +268,18 @@ def test_given_split_conflict_is_kept_for_the_audit(corpus):
 def test_split_file(tmp_path, corpus):
     subjects = corpus["subjects"]["subject_id"]
     split_file = tmp_path / "split.tsv"
-    given = pd.DataFrame({"subject_id": subjects, "split": np.where(np.arange(len(subjects)) % 5 == 0, "eval",
-                                                                    np.where(np.arange(len(subjects)) % 5 == 1, "dev",
-                                                                             "train"))})
+    given = pd.DataFrame(
+        {
+            "subject_id": subjects,
+            "split": np.where(
+                np.arange(len(subjects)) % 5 == 0, "eval", np.where(np.arange(len(subjects)) % 5 == 1, "dev", "train")
+            ),
+        }
+    )
     given.to_csv(split_file, sep="\t", index=False)
-    assignment, _, _ = partition_tables(corpus["images"], corpus["rois"], corpus["subjects"],
-                                        {**CHEAP, "split_file": str(split_file)}, seed=1)
+    assignment, _, _ = partition_tables(
+        corpus["images"], corpus["rois"], corpus["subjects"], {**CHEAP, "split_file": str(split_file)}, seed=1
+    )
     subject_split = assignment[assignment["level"] == "subject"].set_index("subject_id")["split"]
     assert subject_split.reindex(given["subject_id"]).tolist() == given["split"].tolist()
     given.iloc[:3].to_csv(split_file, sep="\t", index=False)
@@ -225,14 +292,31 @@ def test_run_partition_writes_files(tmp_path):
     paths = {kind: tmp_path / f"{kind}.tsv" for kind in corpus}
     write_tables(corpus, paths)
     out = tmp_path / "splits"
-    summary = run_partition(paths["images"], paths["rois"], paths["subjects"], dict(CHEAP), 3,
-                            out / "assignment.tsv", out / "balance.tsv", out / "balance.json")
+    summary = run_partition(
+        paths["images"],
+        paths["rois"],
+        paths["subjects"],
+        dict(CHEAP),
+        3,
+        out / "assignment.tsv",
+        out / "balance.tsv",
+        out / "balance.json",
+    )
     assignment = read_assignment(out / "assignment.tsv")
     assert assignment["outer_fold"].dtype == "Int64"
     assert set(assignment["split"]) == {"train", "dev", "eval"}
     balance = pd.read_csv(out / "balance.tsv", sep="\t")
-    assert {"scope", "covariate", "level", "n_train", "value_eval", "smd_train_vs_eval", "cramers_v",
-            "chi2_p", "is_worst"} <= set(balance.columns)
+    assert {
+        "scope",
+        "covariate",
+        "level",
+        "n_train",
+        "value_eval",
+        "smd_train_vs_eval",
+        "cramers_v",
+        "chi2_p",
+        "is_worst",
+    } <= set(balance.columns)
     document = json.loads((out / "balance.json").read_text())
     assert document["summary"]["worst_abs_smd"] == pytest.approx(summary["worst_abs_smd"])
 
@@ -247,8 +331,9 @@ def test_bad_params_are_named():
 
 
 def test_fine_class_strata_are_kept_on_target(corpus):
-    assignment, table, summary = partition_tables(corpus["images"], corpus["rois"], corpus["subjects"],
-                                                  {**CHEAP, "stratify_by": "fine_class"}, seed=2)
+    assignment, table, summary = partition_tables(
+        corpus["images"], corpus["rois"], corpus["subjects"], {**CHEAP, "stratify_by": "fine_class"}, seed=2
+    )
     strata = table[(table["scope"] == "split") & (table["kind"] == "stratum")]
     assert set(strata["level"]) == {"benign", "dcis", "invasive", "high_risk", "normal"}
     for _, row in strata.iterrows():
@@ -265,12 +350,20 @@ def test_partition_then_audit_reports_only_enrichment_overlap():
     subject_split = assignment[assignment["level"] == "subject"].set_index("subject_id")["split"]
     enriched = [f"S{e:03d}" for e in range(10)]
     hashes = pd.DataFrame({"pixel_hash": None, "phash": None}, index=corpus["images"]["image_id"])
-    report = audit_corpus(corpus["images"], corpus["rois"], assignment, declared_enrichment=["enrichment"],
-                          hamming=36, hash_size=16, hashes=hashes)
+    report = audit_corpus(
+        corpus["images"],
+        corpus["rois"],
+        assignment,
+        declared_enrichment=["enrichment"],
+        hamming=36,
+        hash_size=16,
+        hashes=hashes,
+    )
     overlapping = {e["subject_id"] for e in report["subject_overlap"]}
     assert overlapping == {s for s in enriched if subject_split[s] != "train"}
     assert all(e["declared"] for e in report["subject_overlap"])
     assert report["fold_overlap"] == [] and report["violations"] == []
-    undeclared = audit_corpus(corpus["images"], corpus["rois"], assignment, declared_enrichment=[],
-                              hamming=36, hash_size=16, hashes=hashes)
+    undeclared = audit_corpus(
+        corpus["images"], corpus["rois"], assignment, declared_enrichment=[], hamming=36, hash_size=16, hashes=hashes
+    )
     assert len(undeclared["violations"]) >= len(overlapping) > 0

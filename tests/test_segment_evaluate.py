@@ -3,12 +3,20 @@
 import numpy as np
 import pytest
 
-from calcsig.segment.evaluate import (ImageEval, candidate_pairs, count_clusters, count_inside_circles, dice,
-                                      evaluate_images, froc_curve, greedy_match)
+from calcsig.segment.evaluate import (
+    ImageEval,
+    candidate_pairs,
+    count_clusters,
+    count_inside_circles,
+    dice,
+    evaluate_images,
+    froc_curve,
+    greedy_match,
+)
 
 
 def square(labels, y, x, size, value):
-    labels[y:y + size, x:x + size] = value
+    labels[y : y + size, x : x + size] = value
 
 
 def matching_case():
@@ -16,14 +24,14 @@ def matching_case():
     truth = np.zeros((100, 100), np.int32)
     pred = np.zeros((100, 100), np.int32)
     square(truth, 10, 10, 3, 1)
-    square(pred, 10, 13, 3, 1)     # no overlap, centroid 0.3 mm away: match by distance
-    truth[40, 10:30] = 2           # long thin truth
-    pred[40, 12:28] = 2            # centroid close and IoU 0.8
+    square(pred, 10, 13, 3, 1)  # no overlap, centroid 0.3 mm away: match by distance
+    truth[40, 10:30] = 2  # long thin truth
+    pred[40, 12:28] = 2  # centroid close and IoU 0.8
     square(truth, 70, 10, 3, 3)
-    square(pred, 70, 14, 3, 3)     # centroid 0.4 mm away, no overlap: no match
+    square(pred, 70, 14, 3, 3)  # centroid 0.4 mm away, no overlap: no match
     square(truth, 70, 70, 4, 4)
-    square(pred, 70, 70, 4, 4)     # exact: match (two predictions compete for it)
-    square(pred, 71, 72, 2, 5)     # overlaps truth 4; loses to the higher score
+    square(pred, 70, 70, 4, 4)  # exact: match (two predictions compete for it)
+    square(pred, 71, 72, 2, 5)  # overlaps truth 4; loses to the higher score
     return pred, truth
 
 
@@ -93,8 +101,9 @@ def test_evaluate_images_cluster_truth():
     pred = np.zeros((300, 300), np.int32)
     for k, (y, x) in enumerate([(50, 50), (52, 55), (56, 51), (200, 200), (205, 203)], start=1):
         pred[y, x] = k
-    abnormal = ImageEval("ab", pred, np.ones(5), np.ones(pred.shape, bool), 0.2,
-                         circles_px=np.array([[52, 52, 10], [202, 202, 10]]))
+    abnormal = ImageEval(
+        "ab", pred, np.ones(5), np.ones(pred.shape, bool), 0.2, circles_px=np.array([[52, 52, 10], [202, 202, 10]])
+    )
     normal_pred = np.zeros((300, 300), np.int32)
     for k, (y, x) in enumerate([(10, 10), (12, 14), (15, 10), (100, 250)], start=1):
         normal_pred[y, x] = k

@@ -16,7 +16,7 @@ def smooth_background(shape, rng, noise=0.004):
 
 def add_disk(image, cy, cx, radius_px, amplitude):
     yy, xx = np.mgrid[: image.shape[0], : image.shape[1]]
-    disk = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius_px ** 2
+    disk = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius_px**2
     image[disk] += amplitude
     return disk
 
@@ -77,7 +77,7 @@ def test_same_objects_at_two_pixel_spacings():
         res = hdog_detect(img, sp, inner_mask(img.shape, int(1.0 / sp)), **params)
         ys, xs = np.nonzero(res.labels)
         ids = res.labels[ys, xs]
-        area = np.bincount(ids)[1:] * sp ** 2
+        area = np.bincount(ids)[1:] * sp**2
         cy = np.bincount(ids, ys)[1:] / np.bincount(ids)[1:] * sp
         cx = np.bincount(ids, xs)[1:] / np.bincount(ids)[1:] * sp
         # Coordinates of pixel centres: shift so both grids share the physical origin.
@@ -95,7 +95,7 @@ def test_same_objects_at_two_pixel_spacings():
 def test_fast_detector_matches_reference():
     rng = np.random.default_rng(11)
     image = smooth_background((150, 170), rng)
-    for k in range(12):
+    for _k in range(12):
         add_disk(image, rng.uniform(15, 135), rng.uniform(15, 155), rng.uniform(1.5, 4), rng.uniform(0.02, 0.08))
     image16 = (image * 40000).astype(np.uint16)
     mask = np.zeros(image.shape, bool)
@@ -125,7 +125,7 @@ def test_breast_mask_excludes_marker_border_and_skin():
     sp = 0.2
     image = np.zeros((300, 240), np.uint16) + 200
     yy, xx = np.mgrid[:300, :240]
-    breast = ((yy - 150) ** 2 / 130 ** 2 + xx ** 2 / 170 ** 2) <= 1
+    breast = ((yy - 150) ** 2 / 130**2 + xx**2 / 170**2) <= 1
     image[breast] = 3000
     image[20:40, 190:230] = 4000  # burned-in label
     image[breast & (np.hypot(yy - 150, xx - 60) < 10)] = 200  # dark hole (fat), still breast
@@ -143,7 +143,7 @@ def test_segment_image_keeps_objects_inside_breast_only():
     rng = np.random.default_rng(2)
     image = np.full((200, 200), 0.05) + rng.normal(0, 0.003, (200, 200))
     yy, xx = np.mgrid[:200, :200]
-    breast = (yy - 100) ** 2 + xx ** 2 < 150 ** 2
+    breast = (yy - 100) ** 2 + xx**2 < 150**2
     image[breast] += 0.4
     inside = add_disk(image, 100, 60, 3, 0.1)
     add_disk(image, 20, 185, 3, 0.1)  # in the air, outside the breast
@@ -152,5 +152,5 @@ def test_segment_image_keeps_objects_inside_breast_only():
     assert (cand.labels > 0)[inside].mean() > 0.75
     row = table.iloc[0]
     assert abs(row.centroid_x_px - 60) < 0.5 and abs(row.centroid_y_px - 100) < 0.5
-    assert row.area_mm2 == pytest.approx(row.area_px * 0.07 ** 2)
+    assert row.area_mm2 == pytest.approx(row.area_px * 0.07**2)
     assert np.isnan(row.selector_score)

@@ -6,8 +6,13 @@ from sklearn.base import clone
 
 from calcsig.segment.candidates import FEATURE_NAMES, detect_candidates
 from calcsig.segment.evaluate import candidate_pairs, froc_curve, greedy_match
-from calcsig.segment.selector import (CandidateSelector, labels_from_circles, labels_from_truth, train_selector,
-                                      training_set)
+from calcsig.segment.selector import (
+    CandidateSelector,
+    labels_from_circles,
+    labels_from_truth,
+    train_selector,
+    training_set,
+)
 
 SPACING = 0.1
 
@@ -74,7 +79,7 @@ def tpr_at(scores_per_image, labels_per_image, truths, fp_per_cm2):
         scores.append(s)
         tps.append(matched > 0)
         n_truth += truth.max()
-        area += breast.sum() * SPACING ** 2 / 100
+        area += breast.sum() * SPACING**2 / 100
     return froc_curve(np.concatenate(scores), np.concatenate(tps), n_truth, area).sensitivity_at(fp_per_cm2)
 
 

@@ -8,8 +8,13 @@ import pytest
 from PIL import Image
 
 from calcsig.errors import ConfigError
-from calcsig.segment.stage import (OBJECT_COLUMNS, evaluate_segmentation_files, segment_image_file,
-                                   segment_params, train_selector_files)
+from calcsig.segment.stage import (
+    OBJECT_COLUMNS,
+    evaluate_segmentation_files,
+    segment_image_file,
+    segment_params,
+    train_selector_files,
+)
 
 SPACING = 0.1
 
@@ -54,8 +59,9 @@ def test_params_defaults_and_unknown_key():
 def test_segment_file_outputs_and_empty_image(tmp_path):
     image, truth = scene(0)
     path = write_png(tmp_path / "a.png", image)
-    n = segment_image_file(path, PARAMS, tmp_path / "seg" / "a.npz", tmp_path / "seg" / "a.tsv",
-                           pixel_spacing_mm=SPACING)
+    n = segment_image_file(
+        path, PARAMS, tmp_path / "seg" / "a.npz", tmp_path / "seg" / "a.tsv", pixel_spacing_mm=SPACING
+    )
     table = pd.read_csv(tmp_path / "seg" / "a.tsv", sep="\t")
     assert list(table.columns) == OBJECT_COLUMNS and len(table) == n >= truth.max()
     with np.load(tmp_path / "seg" / "a.npz") as z:
@@ -87,16 +93,31 @@ def test_train_apply_and_evaluate_files(tmp_path):
         image, truth = scene(seed)
         image_paths.append(write_png(tmp_path / f"img{i}.png", image))
         truth_paths.append(write_png(tmp_path / f"truth{i}.png", truth.astype(np.uint16)))
-        rows.append({"image_id": f"img{i}", "subject_id": f"s{i}", "source": "synthetic", "subset": "main",
-                     "has_pixels": "true", "path": image_paths[-1], "pixel_spacing_mm": SPACING,
-                     "truth_mask_path": truth_paths[-1]})
+        rows.append(
+            {
+                "image_id": f"img{i}",
+                "subject_id": f"s{i}",
+                "source": "synthetic",
+                "subset": "main",
+                "has_pixels": "true",
+                "path": image_paths[-1],
+                "pixel_spacing_mm": SPACING,
+                "truth_mask_path": truth_paths[-1],
+            }
+        )
     model = tmp_path / "selector.joblib"
     train_selector_files(image_paths[:4], truth_paths[:4], PARAMS, model, pixel_spacings_mm=[SPACING] * 4)
     assert model.exists()
     for i in (4, 5):
         for d, sel in (("sel", model), ("plain", None)):
-            segment_image_file(image_paths[i], PARAMS, tmp_path / d / f"img{i}.npz", tmp_path / d / f"img{i}.tsv",
-                               selector_path=sel, pixel_spacing_mm=SPACING)
+            segment_image_file(
+                image_paths[i],
+                PARAMS,
+                tmp_path / d / f"img{i}.npz",
+                tmp_path / d / f"img{i}.tsv",
+                selector_path=sel,
+                pixel_spacing_mm=SPACING,
+            )
     selected = pd.read_csv(tmp_path / "sel" / "img4.tsv", sep="\t")
     plain = pd.read_csv(tmp_path / "plain" / "img4.tsv", sep="\t")
     assert len(selected) < len(plain)
@@ -107,9 +128,16 @@ def test_train_apply_and_evaluate_files(tmp_path):
     rois_tsv = tmp_path / "rois.tsv"
     pd.DataFrame(columns=["roi_id", "image_id", "shape", "label", "source"]).to_csv(rois_tsv, sep="\t", index=False)
     out = tmp_path / "metrics" / "segmentation.json"
-    metrics = evaluate_segmentation_files(images_tsv, rois_tsv, tmp_path / "sel", PARAMS, out,
-                                          tmp_path / "froc.png", tmp_path / "gallery.png",
-                                          image_ids=["img4", "img5"])
+    metrics = evaluate_segmentation_files(
+        images_tsv,
+        rois_tsv,
+        tmp_path / "sel",
+        PARAMS,
+        out,
+        tmp_path / "froc.png",
+        tmp_path / "gallery.png",
+        image_ids=["img4", "img5"],
+    )
     written = json.loads(out.read_text())
     assert written["n_images"] == 2 and written["n_truth_objects"] == 12
     assert written["tpr_at_0.4_fp_per_cm2"] == metrics["tpr_at_0.4_fp_per_cm2"]
@@ -119,10 +147,23 @@ def test_train_apply_and_evaluate_files(tmp_path):
     # Segmenting with selector_threshold 0 keeps every candidate (full FROC); the
     # evaluation's operating point still applies the configured threshold.
     for i in (4, 5):
-        segment_image_file(image_paths[i], {**PARAMS, "selector_threshold": 0.0}, tmp_path / "all" / f"img{i}.npz",
-                           tmp_path / "all" / f"img{i}.tsv", selector_path=model, pixel_spacing_mm=SPACING)
-    full = evaluate_segmentation_files(images_tsv, rois_tsv, tmp_path / "all", PARAMS, tmp_path / "all.json",
-                                       image_ids=["img4", "img5"], plain_hdog_from_scores=True)
+        segment_image_file(
+            image_paths[i],
+            {**PARAMS, "selector_threshold": 0.0},
+            tmp_path / "all" / f"img{i}.npz",
+            tmp_path / "all" / f"img{i}.tsv",
+            selector_path=model,
+            pixel_spacing_mm=SPACING,
+        )
+    full = evaluate_segmentation_files(
+        images_tsv,
+        rois_tsv,
+        tmp_path / "all",
+        PARAMS,
+        tmp_path / "all.json",
+        image_ids=["img4", "img5"],
+        plain_hdog_from_scores=True,
+    )
     # plain HDoG: the same candidates ranked by DoG response; the selector must beat it
     assert full["tpr_at_0.4_fp_per_cm2"] > full["plain_hdog"]["tpr_at_0.4_fp_per_cm2"]
     assert full["operating_point_tpr"] == metrics["operating_point_tpr"]
@@ -135,18 +176,44 @@ def test_evaluate_cluster_truth_files(tmp_path):
     for i, seed in enumerate((40, 41)):
         image, truth = scene(seed, n_calc=5)
         path = write_png(tmp_path / f"m{i}.png", image)
-        rows.append({"image_id": f"m{i}", "subject_id": f"s{i}", "source": "mias", "subset": "main",
-                     "has_pixels": "true", "path": path, "pixel_spacing_mm": SPACING, "truth_mask_path": ""})
-        segment_image_file(path, PARAMS, tmp_path / "seg" / f"m{i}.npz", tmp_path / "seg" / f"m{i}.tsv",
-                           pixel_spacing_mm=SPACING)
+        rows.append(
+            {
+                "image_id": f"m{i}",
+                "subject_id": f"s{i}",
+                "source": "mias",
+                "subset": "main",
+                "has_pixels": "true",
+                "path": path,
+                "pixel_spacing_mm": SPACING,
+                "truth_mask_path": "",
+            }
+        )
+        segment_image_file(
+            path, PARAMS, tmp_path / "seg" / f"m{i}.npz", tmp_path / "seg" / f"m{i}.tsv", pixel_spacing_mm=SPACING
+        )
     ys, xs = np.nonzero(scene(40, n_calc=5)[1])
-    rois.append({"roi_id": "r0", "image_id": "m0", "shape": "circle", "label": "benign", "source": "mias",
-                 "abnormality": "calcification", "center_x": xs.mean(), "center_y": ys.mean(), "radius_px": 200.0,
-                 "x_min": 0, "y_min": 0, "x_max": 160, "y_max": 150})
+    rois.append(
+        {
+            "roi_id": "r0",
+            "image_id": "m0",
+            "shape": "circle",
+            "label": "benign",
+            "source": "mias",
+            "abnormality": "calcification",
+            "center_x": xs.mean(),
+            "center_y": ys.mean(),
+            "radius_px": 200.0,
+            "x_min": 0,
+            "y_min": 0,
+            "x_max": 160,
+            "y_max": 150,
+        }
+    )
     pd.DataFrame(rows).to_csv(tmp_path / "images.tsv", sep="\t", index=False)
     pd.DataFrame(rois).to_csv(tmp_path / "rois.tsv", sep="\t", index=False)
-    metrics = evaluate_segmentation_files(tmp_path / "images.tsv", tmp_path / "rois.tsv", tmp_path / "seg", PARAMS,
-                                          tmp_path / "segmentation.json")
+    metrics = evaluate_segmentation_files(
+        tmp_path / "images.tsv", tmp_path / "rois.tsv", tmp_path / "seg", PARAMS, tmp_path / "segmentation.json"
+    )
     assert metrics["n_annotated_clusters"] == 1 and metrics["cluster_sensitivity"] == 1.0
     assert metrics["n_normal_images"] == 1
     assert metrics["false_clusters_per_normal_image"] >= 1.0  # m1 has planted disks but is "normal"
@@ -166,8 +233,9 @@ def test_train_with_weak_circle_labels(tmp_path):
             circles.append(None)
         normal.append(i >= 2)
     model = tmp_path / "weak.joblib"
-    selector = train_selector_files(paths, None, PARAMS, model, circles=circles, normal=normal,
-                                    pixel_spacings_mm=[SPACING] * 4)
+    selector = train_selector_files(
+        paths, None, PARAMS, model, circles=circles, normal=normal, pixel_spacings_mm=[SPACING] * 4
+    )
     assert model.exists() and selector.n_positive_ >= 6 and selector.n_negative_ > selector.n_positive_
 
 

@@ -4,8 +4,13 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from calcsig.synthetic.calcifications import (FINE_CLASSES, LABEL_OF_FINE_CLASS, design_cluster, render_cluster,
-                                              reproject_cluster)
+from calcsig.synthetic.calcifications import (
+    FINE_CLASSES,
+    LABEL_OF_FINE_CLASS,
+    design_cluster,
+    render_cluster,
+    reproject_cluster,
+)
 
 
 def _designs(fine_class, n, seed=0):
@@ -14,8 +19,12 @@ def _designs(fine_class, n, seed=0):
 
 
 def test_fine_classes_map_to_binary_labels():
-    assert LABEL_OF_FINE_CLASS == {"benign": "benign", "high_risk": "actionable", "dcis": "actionable",
-                                   "invasive": "actionable"}
+    assert LABEL_OF_FINE_CLASS == {
+        "benign": "benign",
+        "high_risk": "actionable",
+        "dcis": "actionable",
+        "invasive": "actionable",
+    }
     for fine_class in FINE_CLASSES:
         assert _designs(fine_class, 1)[0].label == LABEL_OF_FINE_CLASS[fine_class]
 
@@ -40,7 +49,7 @@ def test_rendered_truth_sizes_in_mm_respect_the_range_at_each_spacing(spacing_mm
             drawn = render_cluster(design, (shape[0] / 2, shape[1] / 2), shape, spacing_mm, psf_sigma_mm=0.06)
             n = int(drawn.labels.max())
             assert n == len(design.calcifications)  # the minimum gap keeps every calcification separate
-            area_mm2 = ndimage.sum(np.ones_like(drawn.labels), drawn.labels, np.arange(1, n + 1)) * spacing_mm ** 2
+            area_mm2 = ndimage.sum(np.ones_like(drawn.labels), drawn.labels, np.arange(1, n + 1)) * spacing_mm**2
             diameters.extend(2 * np.sqrt(area_mm2 / np.pi))
             # the blurred signal is positive over every labelled pixel
             assert (drawn.attenuation[drawn.labels > 0] > 0).all()
@@ -56,7 +65,7 @@ def test_rendered_size_tracks_the_designed_size_in_mm_across_spacings():
     for spacing_mm in (0.1, 0.07):
         shape = (int(14 / spacing_mm),) * 2
         drawn = render_cluster(design, (shape[0] / 2, shape[1] / 2), shape, spacing_mm, psf_sigma_mm=0.0)
-        areas[spacing_mm] = np.count_nonzero(drawn.labels) * spacing_mm ** 2
+        areas[spacing_mm] = np.count_nonzero(drawn.labels) * spacing_mm**2
     assert areas[0.07] == pytest.approx(areas[0.1], rel=0.25)
 
 
@@ -96,7 +105,10 @@ def test_actionable_clusters_are_more_pleomorphic_on_average():
 def test_reprojection_keeps_calcifications_and_class():
     design = _designs("dcis", 1)[0]
     other = reproject_cluster(design, np.random.default_rng(1))
-    assert (other.fine_class, other.calc_type, other.calc_distribution) == \
-           (design.fine_class, design.calc_type, design.calc_distribution)
+    assert (other.fine_class, other.calc_type, other.calc_distribution) == (
+        design.fine_class,
+        design.calc_type,
+        design.calc_distribution,
+    )
     assert [c.diameter_mm for c in other.calcifications] == [c.diameter_mm for c in design.calcifications]
     assert other.calcifications[0].offset_mm != design.calcifications[0].offset_mm

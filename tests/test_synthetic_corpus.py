@@ -13,8 +13,11 @@ from calcsig.ingest.synthetic import ingest_synthetic
 from calcsig.tables import validate_corpus
 
 TINY = {"n_subjects": 8, "image_height_mm": 25.6, "image_width_mm": 25.6, "pixel_spacing_mm": 0.1}
-PLANTED = {**TINY, "enrichment": {"enabled": True, "n_subjects": 3},
-           "duplicates": {"enabled": True, "n_exact": 2, "n_near": 2}}
+PLANTED = {
+    **TINY,
+    "enrichment": {"enabled": True, "n_subjects": 3},
+    "duplicates": {"enabled": True, "n_exact": 2, "n_near": 2},
+}
 
 
 def _pixels(path) -> np.ndarray:
@@ -38,7 +41,7 @@ def planted(tmp_path_factory):
 
 def test_tables_validate_and_describe_the_files(tiny):
     out, t = tiny
-    images, rois, subjects = t["images"], t["rois"], t["subjects"]
+    images, subjects = t["images"], t["subjects"]
     assert len(subjects) == 8 and set(images["subject_id"]) == set(subjects["subject_id"])
     assert (images["source"] == "synthetic").all() and (images["subset"] == "main").all()
     assert images["has_pixels"].all() and (images["bits"] == 14).all()
@@ -48,7 +51,7 @@ def test_tables_validate_and_describe_the_files(tiny):
         assert Path(row.path).parent == out / "synthetic" / "images"
         assert hashlib.sha256(data).hexdigest() == row.sha256
         pixels = _pixels(row.path)
-        assert pixels.shape == (row.height, row.width) and pixels.max() < 2 ** 14
+        assert pixels.shape == (row.height, row.width) and pixels.max() < 2**14
         assert pd.notna(row.age) and row.density in "ABCD" and pd.notna(row.race_ethnicity)
     counts = images.groupby("subject_id").size()
     assert (subjects.set_index("subject_id")["n_images"] == counts).all()
@@ -75,7 +78,7 @@ def test_truth_masks_label_each_calcification_inside_its_roi(tiny):
         assert values.size >= 3 and (values == np.arange(1, values.size + 1)).all()
         inside = np.zeros(labels.shape, bool)
         for roi in rois[rois["image_id"] == row.image_id].itertuples():
-            inside[roi.y_min:roi.y_max, roi.x_min:roi.x_max] = True
+            inside[roi.y_min : roi.y_max, roi.x_min : roi.x_max] = True
         assert inside[labels > 0].all()
 
 
@@ -86,22 +89,29 @@ def test_two_views_show_the_same_clusters_with_the_same_labels(tiny):
     assert len(two_view), "the tiny cohort should contain two-view subjects"
     for _, group in two_view.groupby("subject_id"):
         assert sorted(group["view"]) == ["CC", "MLO"] and group["laterality"].nunique() == 1
-        per_view = [rois[rois["image_id"] == i].assign(cluster=lambda r: r["roi_id"].str.rsplit("_", n=1).str[1])
-                    .set_index("cluster")[["label", "fine_class", "calc_type", "calc_distribution"]]
-                    .sort_index() for i in group["image_id"]]
+        per_view = [
+            rois[rois["image_id"] == i]
+            .assign(cluster=lambda r: r["roi_id"].str.rsplit("_", n=1).str[1])
+            .set_index("cluster")[["label", "fine_class", "calc_type", "calc_distribution"]]
+            .sort_index()
+            for i in group["image_id"]
+        ]
         pd.testing.assert_frame_equal(per_view[0], per_view[1])
 
 
 def test_same_seed_same_bytes_and_another_seed_differs(tmp_path):
     small = {**TINY, "n_subjects": 3}
-    runs = {name: ingest_synthetic(None, {**small, "seed": seed}, tmp_path / name)["images"]
-            for name, seed in (("a", 5), ("b", 5), ("c", 6))}
+    runs = {
+        name: ingest_synthetic(None, {**small, "seed": seed}, tmp_path / name)["images"]
+        for name, seed in (("a", 5), ("b", 5), ("c", 6))
+    }
     for kind in ("images", "truth"):
         files = sorted(p.name for p in (tmp_path / "a" / "synthetic" / kind).iterdir())
         assert files == sorted(p.name for p in (tmp_path / "b" / "synthetic" / kind).iterdir())
         for name in files:
-            assert (tmp_path / "a" / "synthetic" / kind / name).read_bytes() == \
-                   (tmp_path / "b" / "synthetic" / kind / name).read_bytes()
+            assert (tmp_path / "a" / "synthetic" / kind / name).read_bytes() == (
+                tmp_path / "b" / "synthetic" / kind / name
+            ).read_bytes()
     assert list(runs["a"]["sha256"]) == list(runs["b"]["sha256"])
     assert set(runs["a"]["sha256"]).isdisjoint(runs["c"]["sha256"])
 

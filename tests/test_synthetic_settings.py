@@ -56,8 +56,9 @@ def test_full_field_preset_renders_3328_by_2560_at_0_07_mm():
 def test_density_falls_with_age_and_sites_differ_in_prevalence():
     s = resolve_settings({}, seed=3)
     subjects = [draw_subject(i, s, 12.0) for i in range(300)]
-    ages = {d: np.mean([x.age for x in subjects if x.density == d]) for d in "ABCD" if
-            any(x.density == d for x in subjects)}
+    ages = {
+        d: np.mean([x.age for x in subjects if x.density == d]) for d in "ABCD" if any(x.density == d for x in subjects)
+    }
     assert ages["A"] > ages["D"] and ages["B"] > ages["C"]
     site_a, site_b = s.sites[0], s.sites[1]
     assert actionable_probability(site_a, 57, "B") > actionable_probability(site_b, 57, "B")
@@ -65,7 +66,7 @@ def test_density_falls_with_age_and_sites_differ_in_prevalence():
 
 
 def test_png_round_trips_and_records_spacing_and_bits():
-    pixels = np.random.default_rng(0).integers(0, 2 ** 14, size=(37, 53), dtype=np.uint16)
+    pixels = np.random.default_rng(0).integers(0, 2**14, size=(37, 53), dtype=np.uint16)
     data = encode_png16(pixels, pixel_spacing_mm=0.1, significant_bits=14)
     assert data == encode_png16(pixels, pixel_spacing_mm=0.1, significant_bits=14)
     image = Image.open(io.BytesIO(data))

@@ -21,7 +21,9 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     """Run snakemake on the repository's Snakefile in `workdir`, as a user would."""
     result = subprocess.run(
         [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--cores", "2", *args],
-        capture_output=True, text=True, cwd=workdir,
+        capture_output=True,
+        text=True,
+        cwd=workdir,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
@@ -40,10 +42,18 @@ TINY = yaml.safe_load((REPO / "tests" / "data" / "tiny.yaml").read_text())
 
 # Outputs a person or a later stage reads; the same config and seed must give the same bytes.
 REPRODUCIBLE = [
-    "results/corpus/images.tsv", "results/corpus/rois.tsv", "results/corpus/subjects.tsv",
-    "results/splits/assignment.tsv", "results/splits/balance.tsv", "results/splits/audit.json",
-    "results/metrics/segmentation.json", "results/features/objects.parquet", "results/features/rois.parquet",
-    "results/model/predictions.parquet", "results/metrics/models.json", "results/report/index.html",
+    "results/corpus/images.tsv",
+    "results/corpus/rois.tsv",
+    "results/corpus/subjects.tsv",
+    "results/splits/assignment.tsv",
+    "results/splits/balance.tsv",
+    "results/splits/audit.json",
+    "results/metrics/segmentation.json",
+    "results/features/objects.parquet",
+    "results/features/rois.parquet",
+    "results/model/predictions.parquet",
+    "results/metrics/models.json",
+    "results/report/index.html",
 ]
 
 
@@ -115,16 +125,18 @@ def test_the_dry_run_shows_the_dag_and_lint_is_clean(tmp_path):
     workdir = deploy(tmp_path / "dry", TINY)
     dry = snakemake(workdir, "--configfile", "tiny.yaml", "-n")
     assert "corpus" in dry.stdout
-    lint = subprocess.run([*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--lint"],
-                          capture_output=True, text=True, cwd=workdir)
+    lint = subprocess.run(
+        [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--lint"], capture_output=True, text=True, cwd=workdir
+    )
     assert lint.returncode == 0, lint.stdout + lint.stderr
     assert "Lints for" not in lint.stdout + lint.stderr, lint.stdout + lint.stderr
 
 
 def test_the_audit_finds_exactly_the_overlap_and_duplicates_the_generator_planted(tmp_path):
     extras = yaml.safe_load(yaml.safe_dump(TINY))
-    extras["corpus"]["synthetic"].update({"enrichment": {"enabled": True, "n_subjects": 6},
-                                          "duplicates": {"enabled": True, "n_exact": 2, "n_near": 2}})
+    extras["corpus"]["synthetic"].update(
+        {"enrichment": {"enabled": True, "n_subjects": 6}, "duplicates": {"enabled": True, "n_exact": 2, "n_near": 2}}
+    )
     extras["partition"]["audit_policy"] = "warn"
     workdir = deploy(tmp_path / "planted", extras)
     snakemake(workdir, "results/splits/audit.json", "--configfile", "tiny.yaml")

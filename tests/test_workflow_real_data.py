@@ -4,15 +4,13 @@ import json
 
 import pandas as pd
 import pytest
-
 from test_workflow import deploy, snakemake
 
 pytestmark = pytest.mark.workflow
 
 
 def test_mini_mias_is_segmented_and_scored_against_its_cluster_annotations(tmp_path, shared_data):
-    workdir = deploy(tmp_path / "mias", {"corpus": {"source": "mini_mias",
-                                                    "path": str(shared_data / "mini-mias-dev")}})
+    workdir = deploy(tmp_path / "mias", {"corpus": {"source": "mini_mias", "path": str(shared_data / "mini-mias-dev")}})
     snakemake(workdir, "results/metrics/segmentation.json", "--configfile", "tiny.yaml")
     images = pd.read_csv(workdir / "results/corpus/images.tsv", sep="\t")
     assert len(images) == 104 and images["subject_id"].nunique() == 52
@@ -25,8 +23,13 @@ def test_mini_mias_is_segmented_and_scored_against_its_cluster_annotations(tmp_p
 
 
 def test_cbis_ddsm_official_split_is_honoured_and_audited_without_images(tmp_path, shared_data):
-    workdir = deploy(tmp_path / "cbis", {"corpus": {"source": "cbis_ddsm", "path": str(shared_data / "cbis-ddsm")},
-                                         "partition": {"use_given_split": True}})
+    workdir = deploy(
+        tmp_path / "cbis",
+        {
+            "corpus": {"source": "cbis_ddsm", "path": str(shared_data / "cbis-ddsm")},
+            "partition": {"use_given_split": True},
+        },
+    )
     snakemake(workdir, "results/splits/audit.json", "--configfile", "tiny.yaml")
     rois = pd.read_csv(workdir / "results/corpus/rois.tsv", sep="\t")
     assert len(rois) == 1872

@@ -29,7 +29,7 @@ def batches(ids: Iterable[str], size: int) -> dict[str, list[str]]:
     if size < 1:
         raise ValueError(f"batch size must be at least 1, got {size}")
     ordered = sorted(ids)
-    return {f"{i // size:04d}": ordered[i:i + size] for i in range(0, len(ordered), size)}
+    return {f"{i // size:04d}": ordered[i : i + size] for i in range(0, len(ordered), size)}
 
 
 def run_batch(items: list, work: Callable[[object], dict], manifest: str | Path) -> pd.DataFrame:

@@ -93,8 +93,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
         allowed = sorted(error.schema.get("properties", {}))
         unexpected = sorted(set(error.instance) - set(allowed))
         where = "" if key == "<top level>" else f"{key}."
-        return (f"config key '{where}{unexpected[0]}': unknown key"
-                f" (allowed here: {', '.join(allowed)})")
+        return f"config key '{where}{unexpected[0]}': unknown key (allowed here: {', '.join(allowed)})"
     return f"config key '{key}': {error.message}"
 
 

@@ -94,8 +94,7 @@ def _read_dicom(path: Path) -> ImageData:
     bits = int(dataset.get("BitsStored", pixels.dtype.itemsize * 8))
     if photometric == "MONOCHROME1":
         pixels = _invert_stored_range(pixels, bits, signed=int(dataset.get("PixelRepresentation", 0)) == 1)
-    return ImageData(pixels=pixels, pixel_spacing_mm=_dicom_spacing(dataset, path), bits=bits,
-                     photometric=photometric)
+    return ImageData(pixels=pixels, pixel_spacing_mm=_dicom_spacing(dataset, path), bits=bits, photometric=photometric)
 
 
 def _invert_stored_range(pixels: np.ndarray, bits: int, signed: bool) -> np.ndarray:
@@ -119,8 +118,9 @@ def _dicom_spacing(dataset, path: Path) -> float | None:
         if row <= 0 or column <= 0:
             raise ImageReadError(path, f"{keyword} {list(value)} is not positive")
         if abs(row - column) > ANISOTROPY_TOLERANCE * max(row, column):
-            raise ImageReadError(path, f"{keyword} {list(value)} describes non-square pixels, "
-                                       "which calcsig does not support")
+            raise ImageReadError(
+                path, f"{keyword} {list(value)} describes non-square pixels, which calcsig does not support"
+            )
         return row
     return None
 

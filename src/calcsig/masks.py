@@ -24,8 +24,9 @@ from scipy.spatial import cKDTree
 from calcsig.paths import atomic_path
 
 
-def foreground_labels(labels: np.ndarray, pixel_spacing_mm: float, min_area_mm2: float = 0.0
-                      ) -> tuple[np.ndarray, np.ndarray, int]:
+def foreground_labels(
+    labels: np.ndarray, pixel_spacing_mm: float, min_area_mm2: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Relabel the objects of a (cropped) label image 1..n, dropping small ones.
 
     labels : (H, W) int label image (any label values; 0 = background).
@@ -35,7 +36,7 @@ def foreground_labels(labels: np.ndarray, pixel_spacing_mm: float, min_area_mm2:
     object_ids (n,) original label of each new label, n_dropped_small).
     """
     ids, area = np.unique(labels[labels > 0], return_counts=True)
-    keep = area * pixel_spacing_mm ** 2 >= min_area_mm2
+    keep = area * pixel_spacing_mm**2 >= min_area_mm2
     object_ids = ids[keep].astype(np.int64)
     foreground = np.zeros(labels.shape, dtype=np.int32)
     if object_ids.size:
@@ -85,8 +86,9 @@ def min_distance_px(foreground: np.ndarray) -> np.ndarray:
     fg = foreground > 0
     # A pixel is interior when its 8 neighbours all belong to its object: the
     # neighbour towards any other pixel is then strictly closer to it.
-    same = (ndi.minimum_filter(foreground, size=3, mode="constant")
-            == ndi.maximum_filter(foreground, size=3, mode="constant"))
+    same = ndi.minimum_filter(foreground, size=3, mode="constant") == ndi.maximum_filter(
+        foreground, size=3, mode="constant"
+    )
     boundary = fg & ~same
     ys, xs = np.nonzero(boundary)
     ids = foreground[ys, xs]
@@ -102,10 +104,15 @@ def min_distance_px(foreground: np.ndarray) -> np.ndarray:
     return out
 
 
-def roi_masks(labels: np.ndarray, bbox: tuple[int, int, int, int], pixel_spacing_mm: float,
-              min_area_mm2: float = 0.01, background_band_mm: float = 1.75,
-              dilation_scales_mm=(0.07, 0.1269, 0.2300, 0.4169, 0.7558, 1.370, 2.483, 4.5),
-              rejected_ids=()) -> dict:
+def roi_masks(
+    labels: np.ndarray,
+    bbox: tuple[int, int, int, int],
+    pixel_spacing_mm: float,
+    min_area_mm2: float = 0.01,
+    background_band_mm: float = 1.75,
+    dilation_scales_mm=(0.07, 0.1269, 0.2300, 0.4169, 0.7558, 1.370, 2.483, 4.5),
+    rejected_ids=(),
+) -> dict:
     """Masks of one ROI (arrays of the contract's npz).
 
     labels : whole-image segment label image; bbox : (x_min, y_min, x_max, y_max)
@@ -142,6 +149,7 @@ def roi_masks(labels: np.ndarray, bbox: tuple[int, int, int, int], pixel_spacing
 def roi_bbox(roi_row: dict, image_shape: tuple[int, int]) -> tuple[int, int, int, int]:
     """(x_min, y_min, x_max, y_max) of a rois.tsv row; the whole image for shape `image`
     or when the box is missing; a circle's box from centre and radius when absent."""
+
     def num(key):
         v = roi_row.get(key)
         try:
@@ -160,8 +168,14 @@ def roi_bbox(roi_row: dict, image_shape: tuple[int, int]) -> tuple[int, int, int
     return (0, 0, w, h)
 
 
-def roi_masks_file(segment_npz: str | Path, roi_row: dict, params: dict | None, out_npz: str | Path,
-                   segment_tsv: str | Path | None = None, selector_threshold: float | None = None) -> dict:
+def roi_masks_file(
+    segment_npz: str | Path,
+    roi_row: dict,
+    params: dict | None,
+    out_npz: str | Path,
+    segment_tsv: str | Path | None = None,
+    selector_threshold: float | None = None,
+) -> dict:
     """Masks of one ROI from a segment npz; writes `out_npz` (contract arrays) atomically.
 
     roi_row : the ROI's rois.tsv row as a dict (bbox / circle columns, `shape`).
@@ -182,8 +196,15 @@ def roi_masks_file(segment_npz: str | Path, roi_row: dict, params: dict | None, 
         table = pd.read_csv(segment_tsv, sep="\t")
         scored = table["selector_score"].notna()
         rejected = table.loc[scored & (table["selector_score"] < selector_threshold), "object_id"].to_numpy()
-    arrays = roi_masks(seg["labels"], roi_bbox(roi_row, seg["labels"].shape), seg["pixel_spacing_mm"],
-                       p["min_area_mm2"], p["background_band_mm"], p["dilation_scales_mm"], rejected)
+    arrays = roi_masks(
+        seg["labels"],
+        roi_bbox(roi_row, seg["labels"].shape),
+        seg["pixel_spacing_mm"],
+        p["min_area_mm2"],
+        p["background_band_mm"],
+        p["dilation_scales_mm"],
+        rejected,
+    )
     with atomic_path(out_npz) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, **arrays)
     return arrays

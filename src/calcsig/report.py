@@ -83,7 +83,9 @@ def tsv_html(path: str | Path, max_rows: int = MAX_TABLE_ROWS) -> str:
 def image_html(path: str | Path, alt: str = "") -> str:
     """A PNG embedded as a data URI."""
     data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return f"<figure><img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'/><figcaption>{html.escape(alt)}</figcaption></figure>"
+    caption = html.escape(alt)
+    img = f"<img alt='{caption}' src='data:image/png;base64,{data}'/>"
+    return f"<figure>{img}<figcaption>{caption}</figcaption></figure>"
 
 
 def corpus_section(images_tsv, rois_tsv, subjects_tsv) -> Section:
@@ -91,13 +93,18 @@ def corpus_section(images_tsv, rois_tsv, subjects_tsv) -> Section:
     images = pd.read_csv(images_tsv, sep="\t", keep_default_na=False, na_values=[""])
     rois = pd.read_csv(rois_tsv, sep="\t", keep_default_na=False, na_values=[""])
     subjects = pd.read_csv(subjects_tsv, sep="\t", keep_default_na=False, na_values=[""])
-    summary = pd.DataFrame({
-        "subjects": [len(subjects)], "images": [len(images)], "rois": [len(rois)],
-        "actionable_rois": [int((rois["label"] == "actionable").sum())],
-        "benign_rois": [int((rois["label"] == "benign").sum())],
-    })
-    section = Section("Corpus", "What went in: subjects, images and labelled regions of interest.",
-                      [table_html(summary)])
+    summary = pd.DataFrame(
+        {
+            "subjects": [len(subjects)],
+            "images": [len(images)],
+            "rois": [len(rois)],
+            "actionable_rois": [int((rois["label"] == "actionable").sum())],
+            "benign_rois": [int((rois["label"] == "benign").sum())],
+        }
+    )
+    section = Section(
+        "Corpus", "What went in: subjects, images and labelled regions of interest.", [table_html(summary)]
+    )
     for column in ("site", "density"):
         if column in images and images[column].notna().any():
             merged = rois.merge(images[["image_id", column]], on="image_id", how="left")
@@ -137,8 +144,9 @@ def render_report(sections: list[Section], out_html: str | Path, title: str, con
     and seed give the same bytes.
     """
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    page = _TEMPLATE.render(title=title, sections=sections, version=__version__,
-                            seed=config.get("seed"), config_digest=digest)
+    page = _TEMPLATE.render(
+        title=title, sections=sections, version=__version__, seed=config.get("seed"), config_digest=digest
+    )
     with atomic_path(out_html) as tmp:
         Path(tmp).write_text(page, encoding="utf-8")
 
@@ -149,23 +157,29 @@ def splits_section(balance_tsv, balance_json, audit_json, audit_tsv) -> Section:
         balance = json.load(fh)
     with open(audit_json) as fh:
         audit = json.load(fh)
-    section = Section("Splits and leak audit",
-                      "Subjects are assigned whole to train, dev and eval (and outer folds inside train+dev); "
-                      "an external cohort, when configured, is a split of its own. "
-                      "The audit looks for subjects in several splits, duplicated images and label conflicts.")
+    section = Section(
+        "Splits and leak audit",
+        "Subjects are assigned whole to train, dev and eval (and outer folds inside train+dev); "
+        "an external cohort, when configured, is a split of its own. "
+        "The audit looks for subjects in several splits, duplicated images and label conflicts.",
+    )
     for kind in ("subject_overlap", "exact_duplicates", "near_duplicates", "label_conflicts"):
         found = audit.get(kind, [])
         if found:
             section.warnings.append(f"{kind.replace('_', ' ')}: {len(found)} finding(s); see the audit table below")
     scopes = balance.get("summary", {}).get("scopes", {})
     if scopes:
-        rows = [{
-            "scope": scope,
-            "subjects": ", ".join(f"{g} {n}" for g, n in s.get("n_subjects", {}).items()),
-            "worst |SMD|": s.get("worst_abs_smd"),
-            "where": f"{s.get('worst_covariate')} = {s.get('worst_level')} ({' vs '.join(s.get('worst_pair') or [])})",
-            "label deviation (pp)": s.get("label_max_deviation_pp"),
-        } for scope, s in scopes.items()]
+        rows = [
+            {
+                "scope": scope,
+                "subjects": ", ".join(f"{g} {n}" for g, n in s.get("n_subjects", {}).items()),
+                "worst |SMD|": s.get("worst_abs_smd"),
+                "where": f"{s.get('worst_covariate')} = {s.get('worst_level')}"
+                f" ({' vs '.join(s.get('worst_pair') or [])})",
+                "label deviation (pp)": s.get("label_max_deviation_pp"),
+            }
+            for scope, s in scopes.items()
+        ]
         section.blocks.append("<h3>Balance summary</h3>" + table_html(pd.DataFrame(rows)))
     section.blocks.append("<h3>Balance per covariate level</h3>" + tsv_html(balance_tsv, max_rows=120))
     section.blocks.append("<h3>Audit</h3>" + tsv_html(audit_tsv, max_rows=200))
@@ -173,18 +187,27 @@ def splits_section(balance_tsv, balance_json, audit_json, audit_tsv) -> Section:
 
 
 def segmentation_section(metrics_json, froc_png, gallery_png) -> Section:
-    section = Section("Segmentation", "HDoG microcalcification detection on the held-out images, against "
-                                      "pixel truth (FROC) and cluster annotations where present.")
-    section.blocks += [json_html(metrics_json), image_html(froc_png, "FROC"),
-                       image_html(gallery_png, "Detections on held-out crops")]
+    section = Section(
+        "Segmentation",
+        "HDoG microcalcification detection on the held-out images, against "
+        "pixel truth (FROC) and cluster annotations where present.",
+    )
+    section.blocks += [
+        json_html(metrics_json),
+        image_html(froc_png, "FROC"),
+        image_html(gallery_png, "Detections on held-out crops"),
+    ]
     return section
 
 
 def features_section(rois_parquet) -> Section:
     """How many objects each ROI yielded, and the QC counts of the extraction."""
     rois = pd.read_parquet(rois_parquet)
-    section = Section("Features", "Per-object radiomics and region properties, per-ROI topology and "
-                                  "distribution descriptors. QC counts record what could not be computed and why.")
+    section = Section(
+        "Features",
+        "Per-object radiomics and region properties, per-ROI topology and "
+        "distribution descriptors. QC counts record what could not be computed and why.",
+    )
     if len(rois):
         counts = rois["n_objects"].describe().to_frame().T.reset_index(drop=True)
         section.blocks.append("<h3>Objects per ROI</h3>" + table_html(counts))
@@ -198,9 +221,12 @@ def features_section(rois_parquet) -> Section:
 
 
 def models_section(models_json, models_tsv) -> Section:
-    section = Section("Models", "Metrics with 95% bootstrap confidence intervals (resampling subjects), per model, "
-                                "level and set: pooled outer-fold cross-validation and the eval split, "
-                                "predicted once by the final model. Comparisons are paired on the same cases.")
+    section = Section(
+        "Models",
+        "Metrics with 95% bootstrap confidence intervals (resampling subjects), per model, "
+        "level and set: pooled outer-fold cross-validation and the eval split, "
+        "predicted once by the final model. Comparisons are paired on the same cases.",
+    )
     table = pd.read_csv(models_tsv, sep="\t")
     section.blocks.append("<h3>Metrics</h3>" + table_html(table, max_rows=400))
     with open(models_json) as fh:
@@ -210,11 +236,15 @@ def models_section(models_json, models_tsv) -> Section:
             if isinstance(block, dict) and block.get("confusion"):
                 confusion = pd.DataFrame(block["confusion"], columns=[f"predicted {c}" for c in block["labels"]])
                 confusion.insert(0, "true class", block["labels"])
-                section.blocks.append(f"<h3>{html.escape(name)}: fine-class confusion ({html.escape(set_name)})</h3>"
-                                      + table_html(confusion))
+                section.blocks.append(
+                    f"<h3>{html.escape(name)}: fine-class confusion ({html.escape(set_name)})</h3>"
+                    + table_html(confusion)
+                )
     comparisons = document.get("comparisons")
     if comparisons:
         pairs = flatten(comparisons)
-        section.blocks.append("<h3>Model comparisons</h3>"
-                              + table_html(pd.DataFrame(pairs, columns=["comparison", "value"]), max_rows=400))
+        section.blocks.append(
+            "<h3>Model comparisons</h3>"
+            + table_html(pd.DataFrame(pairs, columns=["comparison", "value"]), max_rows=400)
+        )
     return section

@@ -45,8 +45,11 @@ def _column_types(prop: dict) -> set[str]:
 
 
 def _is_missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA or (
-        isinstance(value, str) and value == ""
+    return (
+        value is None
+        or (isinstance(value, float) and math.isnan(value))
+        or value is pd.NA
+        or (isinstance(value, str) and value == "")
     )
 
 
@@ -103,7 +106,9 @@ def validate_table(frame: pd.DataFrame, kind: str, where: str) -> pd.DataFrame:
     for index, raw in enumerate(frame.to_dict(orient="records")):
         record = {k: (_coerce(v, types[k]) if k in types else (None if _is_missing(v) else v)) for k, v in raw.items()}
         records.append(record)
-        present = {k: v for k, v in record.items() if k in properties and (v is not None or k not in schema["required"])}
+        present = {
+            k: v for k, v in record.items() if k in properties and (v is not None or k not in schema["required"])
+        }
         for error in validator.iter_errors(present):
             column = error.path[0] if error.path else None
             if column is None and error.validator == "required":
@@ -151,12 +156,15 @@ def validate_corpus(images: pd.DataFrame, rois: pd.DataFrame, subjects: pd.DataF
 
     unknown_subjects = ~images["subject_id"].isin(subjects["subject_id"])
     for i in images.index[unknown_subjects]:
-        problems.append(f"images row {i + 1} (image_id={images.at[i, 'image_id']}): subject_id "
-                        f"{images.at[i, 'subject_id']!r} is not in subjects")
+        problems.append(
+            f"images row {i + 1} (image_id={images.at[i, 'image_id']}): subject_id "
+            f"{images.at[i, 'subject_id']!r} is not in subjects"
+        )
     unknown_images = ~rois["image_id"].isin(images["image_id"])
     for i in rois.index[unknown_images]:
-        problems.append(f"rois row {i + 1} (roi_id={rois.at[i, 'roi_id']}): image_id "
-                        f"{rois.at[i, 'image_id']!r} is not in images")
+        problems.append(
+            f"rois row {i + 1} (roi_id={rois.at[i, 'roi_id']}): image_id {rois.at[i, 'image_id']!r} is not in images"
+        )
 
     size = images.set_index("image_id")[["height", "width"]] if {"height", "width"} <= set(images.columns) else None
     for i, roi in rois.iterrows():
@@ -172,8 +180,10 @@ def validate_corpus(images: pd.DataFrame, rois: pd.DataFrame, subjects: pd.DataF
             if size is not None and roi["image_id"] in size.index:
                 h, w = size.loc[roi["image_id"]]
                 if not pd.isna(h) and not pd.isna(w) and (x0 < 0 or y0 < 0 or x1 > w or y1 > h):
-                    problems.append(f"{label}: bounding box [{x0},{x1}) x [{y0},{y1}) lies outside its "
-                                    f"image {roi['image_id']} of {w} x {h} pixels")
+                    problems.append(
+                        f"{label}: bounding box [{x0},{x1}) x [{y0},{y1}) lies outside its "
+                        f"image {roi['image_id']} of {w} x {h} pixels"
+                    )
         if roi["shape"] == "circle" and any(pd.isna(roi.get(c)) for c in ("center_x", "center_y", "radius_px")):
             problems.append(f"{label}: shape circle needs center_x, center_y and radius_px")
         if roi["shape"] == "mask" and pd.isna(roi.get("mask_path")):

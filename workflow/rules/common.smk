@@ -16,13 +16,12 @@ REPO = Path(workflow.basedir)
 # Scripts import calcsig; in a per-stage conda env the package is not
 # installed, so its source folder is put on the path of every job (and
 # declared below, so that remote executors pass it on).
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p
-)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p)
 
 
 envvars:
     "PYTHONPATH",
+
 
 try:
     config.update(load_config(config))

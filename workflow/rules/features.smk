@@ -9,15 +9,15 @@ rule features:
         # one manifest per batch; each ROI's results/features/{roi_id}.objects.parquet
         # and .roi.parquet beside it
         "results/features/batches/{batch}.tsv",
-    params:
-        rois=rois_of_batch,
-        features=config["features"],
     log:
         "logs/features/{batch}.log",
     benchmark:
         "benchmarks/results/features/{batch}.tsv"
     conda:
         "../../envs/features.yaml"
+    params:
+        rois=rois_of_batch,
+        features=config["features"],
     script:
         "../scripts/features.py"
 

@@ -8,19 +8,19 @@ rule model_fold:
     output:
         predictions="results/model/outer{fold}/{model}/predictions.parquet",
         search="results/model/outer{fold}/{model}/search.json",
-    wildcard_constraints:
-        fold="[0-9]+|eval",
-    params:
-        model=config["model"],
-        out_dir=lambda wildcards, output: str(Path(output.predictions).parent),
-        masks_dir=masks_dir,
-    threads: 1
     log:
         "logs/model/outer{fold}/{model}.log",
     benchmark:
         "benchmarks/results/model/outer{fold}/{model}.tsv"
+    wildcard_constraints:
+        fold="[0-9]+|eval",
     conda:
         "../../envs/model.yaml"
+    threads: 1
+    params:
+        model=config["model"],
+        out_dir=lambda wildcards, output: str(Path(output.predictions).parent),
+        masks_dir=masks_dir,
     script:
         "../scripts/model_fold.py"
 
@@ -51,13 +51,13 @@ rule evaluate_models:
     output:
         json="results/metrics/models.json",
         tsv=report("results/metrics/models.tsv", caption="../report/models.rst", category="Model"),
-    params:
-        model=config["model"],
     log:
         "logs/model/evaluate_models.log",
     benchmark:
         "benchmarks/results/model/evaluate_models.tsv"
     conda:
         "../../envs/model.yaml"
+    params:
+        model=config["model"],
     script:
         "../scripts/evaluate_models.py"

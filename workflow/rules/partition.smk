@@ -15,15 +15,15 @@ rule partition:
             category="Splits",
         ),
         balance_json="results/splits/balance.json",
-    params:
-        partition=config["partition"],
-        seed=config["seed"],
     log:
         "logs/partition.log",
     benchmark:
         "benchmarks/results/partition.tsv"
     conda:
         "../../envs/corpus.yaml"
+    params:
+        partition=config["partition"],
+        seed=config["seed"],
     script:
         "../scripts/partition.py"
 
@@ -41,13 +41,13 @@ rule audit:
             caption="../report/audit.rst",
             category="Splits",
         ),
-    params:
-        partition=config["partition"],
     log:
         "logs/audit.log",
     benchmark:
         "benchmarks/results/audit.tsv"
     conda:
         "../../envs/corpus.yaml"
+    params:
+        partition=config["partition"],
     script:
         "../scripts/audit.py"

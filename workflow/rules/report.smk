@@ -19,14 +19,14 @@ rule report:
         code=package_code("report.py"),
     output:
         report("results/report/index.html", caption="../report/index.rst", category="Report"),
-    params:
-        title=config["report"]["title"],
-        config=config,
     log:
         "logs/report.log",
     benchmark:
         "benchmarks/results/report.tsv"
     conda:
         "../../envs/report.yaml"
+    params:
+        title=config["report"]["title"],
+        config=config,
     script:
         "../scripts/report.py"

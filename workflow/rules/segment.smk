@@ -10,14 +10,14 @@ rule train_selector:
         code=package_code("tables.py", "imageio.py", "segment"),
     output:
         "results/segment/selector.joblib",
-    params:
-        segment=config["segment"],
     log:
         "logs/segment/train_selector.log",
     benchmark:
         "benchmarks/results/segment/train_selector.tsv"
     conda:
         "../../envs/segment.yaml"
+    params:
+        segment=config["segment"],
     script:
         "../scripts/train_selector.py"
 
@@ -28,16 +28,16 @@ rule segment:
     output:
         # one manifest per batch; each image's results/segment/{image_id}.npz/.tsv beside it
         "results/segment/batches/{batch}.tsv",
-    params:
-        images=segment_batch_params,
-        # every scored candidate is kept; masks apply the operating point
-        segment={**config["segment"], "selector_threshold": 0.0},
     log:
         "logs/segment/{batch}.log",
     benchmark:
         "benchmarks/results/segment/{batch}.tsv"
     conda:
         "../../envs/segment.yaml"
+    params:
+        images=segment_batch_params,
+        # every scored candidate is kept; masks apply the operating point
+        segment={**config["segment"], "selector_threshold": 0.0},
     script:
         "../scripts/segment.py"
 
@@ -48,18 +48,16 @@ rule masks:
     output:
         # one manifest per batch; each ROI's results/masks/{roi_id}.npz beside it
         "results/masks/batches/{batch}.tsv",
-    params:
-        rois=rois_of_batch,
-        masks=config["masks"],
-        selector_threshold=(
-            config["segment"]["selector_threshold"] if config["segment"]["use_selector"] else None
-        ),
     log:
         "logs/masks/{batch}.log",
     benchmark:
         "benchmarks/results/masks/{batch}.tsv"
     conda:
         "../../envs/segment.yaml"
+    params:
+        rois=rois_of_batch,
+        masks=config["masks"],
+        selector_threshold=(config["segment"]["selector_threshold"] if config["segment"]["use_selector"] else None),
     script:
         "../scripts/masks.py"
 
@@ -75,14 +73,14 @@ rule evaluate_segmentation:
         json="results/metrics/segmentation.json",
         froc=report("results/segment/froc.png", caption="../report/froc.rst", category="Segmentation"),
         gallery=report("results/segment/gallery.png", caption="../report/gallery.rst", category="Segmentation"),
-    params:
-        segment=config["segment"],
-        segment_dir=lambda wildcards, input: str(Path(input.segmented[0]).parent.parent),
     log:
         "logs/segment/evaluate_segmentation.log",
     benchmark:
         "benchmarks/results/segment/evaluate_segmentation.tsv"
     conda:
         "../../envs/segment.yaml"
+    params:
+        segment=config["segment"],
+        segment_dir=lambda wildcards, input: str(Path(input.segmented[0]).parent.parent),
     script:
         "../scripts/evaluate_segmentation.py"

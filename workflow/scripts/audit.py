@@ -11,8 +11,14 @@ from calcsig.partition.stage import run_audit
 
 with log_to(snakemake.log[0]) as log:
     try:
-        run_audit(snakemake.input.images, snakemake.input.rois, snakemake.input.assignment,
-                  snakemake.params.partition, snakemake.output.audit, snakemake.output.table)
+        run_audit(
+            snakemake.input.images,
+            snakemake.input.rois,
+            snakemake.input.assignment,
+            snakemake.params.partition,
+            snakemake.output.audit,
+            snakemake.output.table,
+        )
     finally:
         try:
             with open(snakemake.output.audit) as fh:

@@ -6,5 +6,6 @@ from calcsig.logs import log_to
 
 with log_to(snakemake.log[0]):
     extracted = read_manifests(snakemake.input.manifests)
-    gather_feature_tables(list(extracted["objects"]), list(extracted["roi"]),
-                          snakemake.output.objects, snakemake.output.rois)
+    gather_feature_tables(
+        list(extracted["objects"]), list(extracted["roi"]), snakemake.output.objects, snakemake.output.rois
+    )

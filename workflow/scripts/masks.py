@@ -13,11 +13,22 @@ segmented = read_manifests(snakemake.input.segments).set_index("image_id")
 def masks(roi):
     seg = segmented.loc[roi["image_id"]]
     out = out_dir / f"{roi['roi_id']}.npz"
-    arrays = roi_masks_file(seg["npz"], roi, snakemake.params.masks, out, segment_tsv=seg["tsv"],
-                            selector_threshold=snakemake.params.selector_threshold)
-    return {"roi_id": roi["roi_id"], "image_id": roi["image_id"], "npz": str(out),
-            "n_objects": len(arrays["object_ids"]), "n_dropped_small": int(arrays["n_dropped_small"]),
-            "n_rejected_selector": int(arrays["n_rejected_selector"])}
+    arrays = roi_masks_file(
+        seg["npz"],
+        roi,
+        snakemake.params.masks,
+        out,
+        segment_tsv=seg["tsv"],
+        selector_threshold=snakemake.params.selector_threshold,
+    )
+    return {
+        "roi_id": roi["roi_id"],
+        "image_id": roi["image_id"],
+        "npz": str(out),
+        "n_objects": len(arrays["object_ids"]),
+        "n_dropped_small": int(arrays["n_dropped_small"]),
+        "n_rejected_selector": int(arrays["n_rejected_selector"]),
+    }
 
 
 with log_to(snakemake.log[0]):

@@ -5,8 +5,13 @@ from calcsig.partition.stage import run_partition
 
 with log_to(snakemake.log[0]) as log:
     summary = run_partition(
-        snakemake.input.images, snakemake.input.rois, snakemake.input.subjects,
-        snakemake.params.partition, snakemake.params.seed,
-        snakemake.output.assignment, snakemake.output.balance, snakemake.output.balance_json,
+        snakemake.input.images,
+        snakemake.input.rois,
+        snakemake.input.subjects,
+        snakemake.params.partition,
+        snakemake.params.seed,
+        snakemake.output.assignment,
+        snakemake.output.balance,
+        snakemake.output.balance_json,
     )
     log.info("balance summary: %s", summary)

@@ -77,8 +77,7 @@ def _hull_area_and_extent(points: np.ndarray) -> tuple[float, float]:
     return area, float(pdist(vertices).max())
 
 
-def distribution_features(foreground: np.ndarray, spacing_mm: float,
-                          centroids_mm: np.ndarray) -> np.ndarray:
+def distribution_features(foreground: np.ndarray, spacing_mm: float, centroids_mm: np.ndarray) -> np.ndarray:
     """BI-RADS-style distribution descriptors, order of :data:`DISTRIBUTION_NAMES`.
 
     - dist_n_objects: number of objects;
@@ -103,9 +102,9 @@ def distribution_features(foreground: np.ndarray, spacing_mm: float,
     if n == 0 or xs.size == 0:
         return np.array([n, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
     # pixel (x, y) covers [x, x+1) x [y, y+1): use its corners so area is never 0
-    corners = np.unique(np.concatenate([
-        np.stack([xs + dx, ys + dy], axis=1) for dx in (0, 1) for dy in (0, 1)
-    ]), axis=0).astype(np.float64)
+    corners = np.unique(
+        np.concatenate([np.stack([xs + dx, ys + dy], axis=1) for dx in (0, 1) for dy in (0, 1)]), axis=0
+    ).astype(np.float64)
     hull_area_px, extent_px = _hull_area_and_extent(corners)
     hull_area_mm2 = hull_area_px * spacing_mm**2
     density_hull = n / (hull_area_mm2 / 100.0)
@@ -122,5 +121,16 @@ def distribution_features(foreground: np.ndarray, spacing_mm: float,
     linearity = float(distances.max() / tree_length) if tree_length > 0 else 0.0
     tree_degree = np.count_nonzero(tree > 0, axis=0) + np.count_nonzero(tree > 0, axis=1)
     branching = float(np.count_nonzero(tree_degree >= 3) / n) if n >= 4 else 0.0
-    return np.array([n, extent_px * spacing_mm, hull_area_mm2, density_hull, density_roi,
-                     elongation, linearity, branching, edges.mean()])
+    return np.array(
+        [
+            n,
+            extent_px * spacing_mm,
+            hull_area_mm2,
+            density_hull,
+            density_roi,
+            elongation,
+            linearity,
+            branching,
+            edges.mean(),
+        ]
+    )

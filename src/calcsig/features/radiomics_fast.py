@@ -24,12 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
-from scipy import ndimage as ndi
-
 import radiomics
+import SimpleITK as sitk
 from radiomics import featureextractor, getFeatureClasses, imageoperations
-
+from scipy import ndimage as ndi
 
 SHAPE_CLASS = "shape2D"
 FEATURE_CLASS_ORDER = ("shape2D", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
@@ -93,8 +91,9 @@ def _shared_binning(self, matrix):
 def _cached_class(cls: type) -> type:
     """`cls` with its feature-name table computed once and the shared discretisation."""
     names = cls.getFeatureNames()
-    sub = type(cls.__name__, (cls,), {"getFeatureNames": classmethod(lambda c: names),
-                                      "_applyBinning": _shared_binning})
+    sub = type(
+        cls.__name__, (cls,), {"getFeatureNames": classmethod(lambda c: names), "_applyBinning": _shared_binning}
+    )
     # feature classes log to logging.getLogger(self.__module__): keep their names
     sub.__module__ = cls.__module__
     return sub
@@ -144,7 +143,10 @@ class CroppedExtractor:
         self.feature_names = [f"{prefix}{c}_{f}" for c, _, feats in self._classes for f in feats]
 
     def is_extractable(self, mask: np.ndarray) -> bool:
-        """Whether pyradiomics' checkMask accepts `mask` (one pixel never; fewer spanned dimensions than required not)."""
+        """Whether pyradiomics' checkMask accepts `mask`.
+
+        It never accepts one pixel, nor a mask spanning fewer dimensions than required.
+        """
         n = int(np.count_nonzero(mask))
         if n == 0:
             return False
@@ -155,8 +157,9 @@ class CroppedExtractor:
             return False
         return self.min_size is None or n > int(self.min_size)  # checkMask rejects roiSize <= minimumROISize
 
-    def extract(self, image: np.ndarray, mask: np.ndarray, spacing_mm: float,
-                counts: ExtractionCounts | None = None) -> np.ndarray:
+    def extract(
+        self, image: np.ndarray, mask: np.ndarray, spacing_mm: float, counts: ExtractionCounts | None = None
+    ) -> np.ndarray:
         """Feature vector (order of :attr:`feature_names`) for one mask.
 
         `image` is a float64 array and `mask` a bool array of the same shape; any
@@ -231,8 +234,9 @@ def band_box(box: tuple[slice, slice], band_px: float, shape: tuple[int, int]) -
     return tuple(slice(max(s.start - pad, 0), min(s.stop + pad, n)) for s, n in zip(box, shape))
 
 
-def object_band_crop(foreground: np.ndarray, label: int, band_px: float,
-                     box: tuple[slice, slice]) -> tuple[tuple[slice, slice], np.ndarray]:
+def object_band_crop(
+    foreground: np.ndarray, label: int, band_px: float, box: tuple[slice, slice]
+) -> tuple[tuple[slice, slice], np.ndarray]:
     """The background band of object `label`, computed on a crop.
 
     The band is every pixel within `band_px` (Euclidean distance between pixel

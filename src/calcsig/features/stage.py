@@ -16,8 +16,13 @@ from scipy import ndimage as ndi
 
 from calcsig.config import fill_defaults
 from calcsig.errors import ConfigError
-from calcsig.features.distribution import (DISTRIBUTION_NAMES, HANDCRAFTED_NAMES, distribution_features,
-                                           handcrafted_features, object_geometry)
+from calcsig.features.distribution import (
+    DISTRIBUTION_NAMES,
+    HANDCRAFTED_NAMES,
+    distribution_features,
+    handcrafted_features,
+    object_geometry,
+)
 from calcsig.features.radiomics_fast import CroppedExtractor, ExtractionCounts, object_band_crop
 from calcsig.features.regionprops import REGIONPROPS_NAMES, region_properties
 from calcsig.features.table import object_columns, roi_columns
@@ -26,8 +31,16 @@ from calcsig.paths import REPO_ROOT, SCHEMA_DIR, atomic_path
 
 logger = logging.getLogger(__name__)
 
-MASK_KEYS = ("offset_yx", "pixel_spacing_mm", "foreground", "object_ids", "n_dropped_small",
-             "background_band_px", "dilation_radii_px", "min_distance_px")
+MASK_KEYS = (
+    "offset_yx",
+    "pixel_spacing_mm",
+    "foreground",
+    "object_ids",
+    "n_dropped_small",
+    "background_band_px",
+    "dilation_radii_px",
+    "min_distance_px",
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -40,8 +53,10 @@ def features_params(params: dict | None) -> dict:
     filled = fill_defaults(params or {}, _schema())
     errors = sorted(jsonschema.Draft202012Validator(_schema()).iter_errors(filled), key=str)
     if errors:
-        raise ConfigError("config section 'features': " + "; ".join(
-            f"{'/'.join(map(str, e.path)) or '(section)'}: {e.message}" for e in errors))
+        raise ConfigError(
+            "config section 'features': "
+            + "; ".join(f"{'/'.join(map(str, e.path)) or '(section)'}: {e.message}" for e in errors)
+        )
     return filled
 
 
@@ -56,9 +71,15 @@ def radiomics_extractor(params_file: str, prefix: str) -> CroppedExtractor:
     return CroppedExtractor(path, prefix)
 
 
-def local_features(image: np.ndarray, foreground: np.ndarray, spacing_mm: float, band_px: float,
-                   fg: CroppedExtractor | None, bg: CroppedExtractor | None,
-                   regionprops: bool = True) -> tuple[np.ndarray, dict]:
+def local_features(
+    image: np.ndarray,
+    foreground: np.ndarray,
+    spacing_mm: float,
+    band_px: float,
+    fg: CroppedExtractor | None,
+    bg: CroppedExtractor | None,
+    regionprops: bool = True,
+) -> tuple[np.ndarray, dict]:
     """Per-object features of one ROI.
 
     Parameters
@@ -93,8 +114,7 @@ def local_features(image: np.ndarray, foreground: np.ndarray, spacing_mm: float,
         # warnings go to the log, once per message, instead of the console.
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            values = _family_values(extractor, family, image, foreground, boxes, spacing_mm, band_px,
-                                    counts[family])
+            values = _family_values(extractor, family, image, foreground, boxes, spacing_mm, band_px, counts[family])
         for message, times in Counter(str(w.message) for w in caught).items():
             logger.debug("%s radiomics: %d x numpy warning %r", family, times, message)
         blocks.append(values)
@@ -105,9 +125,16 @@ def local_features(image: np.ndarray, foreground: np.ndarray, spacing_mm: float,
     return (np.hstack(blocks) if blocks else np.zeros((n, 0))), counts
 
 
-def _family_values(extractor: CroppedExtractor, family: str, image: np.ndarray, foreground: np.ndarray,
-                   boxes: list, spacing_mm: float, band_px: float,
-                   counts: ExtractionCounts) -> np.ndarray:
+def _family_values(
+    extractor: CroppedExtractor,
+    family: str,
+    image: np.ndarray,
+    foreground: np.ndarray,
+    boxes: list,
+    spacing_mm: float,
+    band_px: float,
+    counts: ExtractionCounts,
+) -> np.ndarray:
     """(n, features) of one radiomics family: the objects themselves ("fg") or their bands ("bg")."""
     values = np.full((len(boxes), len(extractor.feature_names)), np.nan)
     for i, box in enumerate(boxes):
@@ -146,11 +173,12 @@ def roi_features(image: np.ndarray, masks: dict, params: dict, roi_id: str) -> t
     fg = radiomics_extractor(p["radiomics_foreground"], "fg_") if families["foreground_radiomics"] else None
     bg = radiomics_extractor(p["radiomics_background"], "bg_") if families["background_radiomics"] else None
 
-    values, counts = local_features(image, foreground, spacing, float(masks["background_band_px"]),
-                                    fg, bg, families["regionprops"])
+    values, counts = local_features(
+        image, foreground, spacing, float(masks["background_band_px"]), fg, bg, families["regionprops"]
+    )
     columns = object_columns(fg.feature_names if fg else [], bg.feature_names if bg else [])
     if not families["regionprops"]:
-        columns = columns[:len(columns) - len(REGIONPROPS_NAMES)]
+        columns = columns[: len(columns) - len(REGIONPROPS_NAMES)]
     objects = pd.DataFrame(values, columns=columns[2:])
     objects.insert(0, "object_id", object_ids)
     objects.insert(0, "roi_id", pd.Series([roi_id] * n, dtype="string"))
@@ -164,18 +192,20 @@ def roi_features(image: np.ndarray, masks: dict, params: dict, roi_id: str) -> t
     if families["distribution"]:
         row.update(zip(DISTRIBUTION_NAMES, distribution_features(foreground, spacing, centroids)))
     nan_features = {**counts["fg"].nan_by_feature, **counts["bg"].nan_by_feature}
-    row.update({
-        "qc_n_dropped_small": int(masks["n_dropped_small"]),
-        "qc_fg_skipped_too_small": counts["fg"].skipped_too_small,
-        "qc_bg_skipped_too_small": counts["bg"].skipped_too_small,
-        "qc_fg_constant_intensity": counts["fg"].constant_intensity,
-        "qc_bg_constant_intensity": counts["bg"].constant_intensity,
-        "qc_fg_nan_values": counts["fg"].nan_values,
-        "qc_bg_nan_values": counts["bg"].nan_values,
-        "qc_rp_nan_values": counts["rp_nan_values"],
-        "qc_radiomics_messages": counts["fg"].messages + counts["bg"].messages,
-        "qc_nan_features": ";".join(f"{k}={v}" for k, v in sorted(nan_features.items())),
-    })
+    row.update(
+        {
+            "qc_n_dropped_small": int(masks["n_dropped_small"]),
+            "qc_fg_skipped_too_small": counts["fg"].skipped_too_small,
+            "qc_bg_skipped_too_small": counts["bg"].skipped_too_small,
+            "qc_fg_constant_intensity": counts["fg"].constant_intensity,
+            "qc_bg_constant_intensity": counts["bg"].constant_intensity,
+            "qc_fg_nan_values": counts["fg"].nan_values,
+            "qc_bg_nan_values": counts["bg"].nan_values,
+            "qc_rp_nan_values": counts["rp_nan_values"],
+            "qc_radiomics_messages": counts["fg"].messages + counts["bg"].messages,
+            "qc_nan_features": ";".join(f"{k}={v}" for k, v in sorted(nan_features.items())),
+        }
+    )
     roi = pd.DataFrame([row], columns=roi_columns(len(radii), families))
     roi["roi_id"] = roi["roi_id"].astype("string")
     roi["qc_nan_features"] = roi["qc_nan_features"].astype("string")
@@ -183,14 +213,23 @@ def roi_features(image: np.ndarray, masks: dict, params: dict, roi_id: str) -> t
         if name.startswith(("n_objects", "qc_")) and name != "qc_nan_features":
             roi[name] = roi[name].astype(np.int64)
     if counts["fg"].skipped_too_small or counts["bg"].skipped_too_small:
-        logger.info("ROI %s: %d objects and %d bands too small for pyradiomics (features NaN)", roi_id,
-                    counts["fg"].skipped_too_small, counts["bg"].skipped_too_small)
+        logger.info(
+            "ROI %s: %d objects and %d bands too small for pyradiomics (features NaN)",
+            roi_id,
+            counts["fg"].skipped_too_small,
+            counts["bg"].skipped_too_small,
+        )
     return objects, roi
 
 
-def extract_roi_features(masks_npz: str | Path, image_path: str | Path, params: dict | None,
-                         out_objects_parquet: str | Path, out_roi_parquet: str | Path,
-                         roi_id: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def extract_roi_features(
+    masks_npz: str | Path,
+    image_path: str | Path,
+    params: dict | None,
+    out_objects_parquet: str | Path,
+    out_roi_parquet: str | Path,
+    roi_id: str | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Features stage for one ROI: read masks and image, write both parquet tables atomically.
 
     masks_npz : ``results/masks/{roi_id}.npz`` (docs/contracts.md);
@@ -208,14 +247,16 @@ def extract_roi_features(masks_npz: str | Path, image_path: str | Path, params: 
     pixels = read_image(image_path).pixels
     y0, x0 = (int(v) for v in masks["offset_yx"])
     h, w = masks["foreground"].shape
-    crop = pixels[y0:y0 + h, x0:x0 + w]
+    crop = pixels[y0 : y0 + h, x0 : x0 + w]
     if crop.shape != (h, w):
-        raise ValueError(f"{masks_npz}: ROI crop {h}x{w} at (y={y0}, x={x0}) does not fit image "
-                         f"{image_path} of shape {pixels.shape}")
+        raise ValueError(
+            f"{masks_npz}: ROI crop {h}x{w} at (y={y0}, x={x0}) does not fit image {image_path} of shape {pixels.shape}"
+        )
     objects, roi = roi_features(crop, masks, params or {}, roi_id)
     for table, target in ((objects, out_objects_parquet), (roi, out_roi_parquet)):
         with atomic_path(target) as tmp:
             table.to_parquet(tmp, index=False)
-    logger.info("ROI %s: %d objects, %d object columns, %d ROI columns", roi_id, len(objects),
-                objects.shape[1], roi.shape[1])
+    logger.info(
+        "ROI %s: %d objects, %d object columns, %d ROI columns", roi_id, len(objects), objects.shape[1], roi.shape[1]
+    )
     return objects, roi

@@ -37,18 +37,18 @@ QC_NAMES = (
 _QC_DESCRIPTIONS = {
     "qc_n_dropped_small": "objects removed by the masks stage's minimum-area filter (not in the objects table)",
     "qc_fg_skipped_too_small": "objects pyradiomics cannot describe (one pixel, or spanning one row or column): "
-                               "all fg_ values NaN",
+    "all fg_ values NaN",
     "qc_bg_skipped_too_small": "bands pyradiomics cannot describe (empty: the object is surrounded by other "
-                               "objects or the ROI border; one pixel; one row or column): all bg_ values NaN",
+    "objects or the ROI border; one pixel; one row or column): all bg_ values NaN",
     "qc_fg_constant_intensity": "objects of one intensity (texture features degenerate; pyradiomics gives its "
-                                "defined values, NaN where none)",
+    "defined values, NaN where none)",
     "qc_bg_constant_intensity": "bands of one intensity (as above)",
     "qc_fg_nan_values": "NaN fg_ values among objects that were extracted (feature undefined for those pixels)",
     "qc_bg_nan_values": "NaN bg_ values among bands that were extracted",
     "qc_rp_nan_values": "NaN rp_ values (a label without pixels)",
     "qc_radiomics_messages": "pyradiomics WARNING/ERROR log records (the text is in the rule's log)",
     "qc_nan_features": "which features were NaN inside extracted masks and how often, `name=count` joined by "
-                       "`;` (empty when none)",
+    "`;` (empty when none)",
 }
 
 _GRAPH_DESCRIPTIONS = {
@@ -64,8 +64,10 @@ _GRAPH_DESCRIPTIONS = {
 
 _HANDCRAFTED_DESCRIPTIONS = {
     "hc_area_std_mm2": ("mm2", "population standard deviation of object areas (< 2 objects: 0)"),
-    "hc_centroid_xy_correlation": ("", "Pearson correlation of centroid x and y (< 2 objects or zero variance "
-                                       "in x or y: 0)"),
+    "hc_centroid_xy_correlation": (
+        "",
+        "Pearson correlation of centroid x and y (< 2 objects or zero variance in x or y: 0)",
+    ),
     "hc_mean_pairwise_distance_mm": ("mm", "mean distance between centroids over all pairs (< 2 objects: 0)"),
 }
 
@@ -76,10 +78,15 @@ _DISTRIBUTION_DESCRIPTIONS = {
     "dist_density_hull_per_cm2": ("1/cm2", "objects per cm2 of that hull (0 objects: 0)"),
     "dist_density_roi_per_cm2": ("1/cm2", "objects per cm2 of the ROI (diffuse vs grouped)"),
     "dist_elongation": ("", "1 - sqrt(l2/l1) of the centroid covariance: 0 round, 1 on a line (< 2 objects: 0)"),
-    "dist_linearity": ("", "largest centroid distance / minimum-spanning-tree length: 1 strung along a line "
-                           "(linear), small for clumps and branches (< 2 objects: 0)"),
-    "dist_branching": ("", "fraction of spanning-tree vertices with degree >= 3 (segmental/ductal branching; "
-                           "< 4 objects: 0)"),
+    "dist_linearity": (
+        "",
+        "largest centroid distance / minimum-spanning-tree length: 1 strung along a line "
+        "(linear), small for clumps and branches (< 2 objects: 0)",
+    ),
+    "dist_branching": (
+        "",
+        "fraction of spanning-tree vertices with degree >= 3 (segmental/ductal branching; < 4 objects: 0)",
+    ),
     "dist_mst_mean_edge_mm": ("mm", "mean spanning-tree edge: typical neighbour spacing (< 2 objects: 0)"),
 }
 
@@ -93,8 +100,11 @@ _REGIONPROPS_DESCRIPTIONS = {
 }
 
 _UNITS = {  # pyradiomics features with physical units (spacing set to pixel_spacing_mm)
-    "shape2D_MeshSurface": "mm2", "shape2D_PixelSurface": "mm2", "shape2D_Perimeter": "mm",
-    "shape2D_PerimeterSurfaceRatio": "1/mm", "shape2D_MaximumDiameter": "mm",
+    "shape2D_MeshSurface": "mm2",
+    "shape2D_PixelSurface": "mm2",
+    "shape2D_Perimeter": "mm",
+    "shape2D_PerimeterSurfaceRatio": "1/mm",
+    "shape2D_MaximumDiameter": "mm",
 }
 
 _RADIOMICS_CLASSES = {
@@ -127,23 +137,41 @@ def roi_columns(n_scales: int, families: dict) -> list[str]:
 
 def feature_catalogue(fg: CroppedExtractor, bg: CroppedExtractor, n_scales: int = DEFAULT_N_SCALES) -> pd.DataFrame:
     """Every output column with its table, family, unit and meaning."""
-    rows = [("objects", "id", "roi_id", "", "ROI id (rois.tsv)"),
-            ("objects", "id", "object_id", "", "segment object id (masks object_ids)")]
+    rows = [
+        ("objects", "id", "roi_id", "", "ROI id (rois.tsv)"),
+        ("objects", "id", "object_id", "", "segment object id (masks object_ids)"),
+    ]
     for extractor, family, where in ((fg, "fg", "the object"), (bg, "bg", "the object's background band")):
         for name in extractor.feature_names:
-            cls, feature = name[len(family) + 1:].split("_", 1)
-            rows.append(("objects", family, name, _UNITS.get(f"{cls}_{feature}", ""),
-                         f"pyradiomics {_RADIOMICS_CLASSES[cls]}: {feature}, on {where}"))
+            cls, feature = name[len(family) + 1 :].split("_", 1)
+            rows.append(
+                (
+                    "objects",
+                    family,
+                    name,
+                    _UNITS.get(f"{cls}_{feature}", ""),
+                    f"pyradiomics {_RADIOMICS_CLASSES[cls]}: {feature}, on {where}",
+                )
+            )
     for name in REGIONPROPS_NAMES:
         unit, text = _REGIONPROPS_DESCRIPTIONS.get(name, ("", f"Hu moment invariant {name[-1]} (one pixel: 0)"))
         rows.append(("objects", "rp", name, unit, text))
     rows += [("roi", "id", "roi_id", "", "ROI id"), ("roi", "id", "n_objects", "", "objects in the ROI")]
     for k in range(1, n_scales + 1):
         for feature in GRAPH_FEATURES:
-            rows.append(("roi", "topo", f"topo_s{k}_{feature}", "edges" if feature in ("mean_eccentricity", "diameter")
-                         else "", f"scale {k}: {_GRAPH_DESCRIPTIONS[feature]}"))
-    for names, family, table in ((HANDCRAFTED_NAMES, "hc", _HANDCRAFTED_DESCRIPTIONS),
-                                 (DISTRIBUTION_NAMES, "dist", _DISTRIBUTION_DESCRIPTIONS)):
+            rows.append(
+                (
+                    "roi",
+                    "topo",
+                    f"topo_s{k}_{feature}",
+                    "edges" if feature in ("mean_eccentricity", "diameter") else "",
+                    f"scale {k}: {_GRAPH_DESCRIPTIONS[feature]}",
+                )
+            )
+    for names, family, table in (
+        (HANDCRAFTED_NAMES, "hc", _HANDCRAFTED_DESCRIPTIONS),
+        (DISTRIBUTION_NAMES, "dist", _DISTRIBUTION_DESCRIPTIONS),
+    ):
         for name in names:
             unit, text = table[name]
             rows.append(("roi", family, name, unit, text))
@@ -229,10 +257,10 @@ def render_markdown(catalogue: pd.DataFrame, n_fg: int, n_bg: int) -> str:
     import radiomics
 
     counts = catalogue.groupby("table").size()
-    text = _INTRO.format(n_obj=counts["objects"], n_roi=counts["roi"], version=radiomics.__version__,
-                         n_fg=n_fg, n_bg=n_bg)
-    lines = [f"| {r.table} | {r.family} | `{r.column}` | {r.unit} | {r.description} |"
-             for r in catalogue.itertuples()]
+    text = _INTRO.format(
+        n_obj=counts["objects"], n_roi=counts["roi"], version=radiomics.__version__, n_fg=n_fg, n_bg=n_bg
+    )
+    lines = [f"| {r.table} | {r.family} | `{r.column}` | {r.unit} | {r.description} |" for r in catalogue.itertuples()]
     return text + "\n".join(lines) + "\n"
 
 

@@ -71,16 +71,19 @@ def graph_features(adjacency: np.ndarray) -> np.ndarray:
     possible = degree * (degree - 1) / 2.0
     clustering = np.divide(triangles, possible, out=np.zeros(n), where=possible > 0)
     sizes = np.bincount(component)
-    return np.array([
-        n_components,
-        degree.mean(),
-        degree.max(),
-        eccentricity.mean(),
-        eccentricity.max(),
-        clustering.mean(),
-        sizes.max() / n,
-        np.count_nonzero(degree == 0) / n,
-    ], dtype=np.float64)
+    return np.array(
+        [
+            n_components,
+            degree.mean(),
+            degree.max(),
+            eccentricity.mean(),
+            eccentricity.max(),
+            clustering.mean(),
+            sizes.max() / n,
+            np.count_nonzero(degree == 0) / n,
+        ],
+        dtype=np.float64,
+    )
 
 
 def multiscale_topology(min_distance_px: np.ndarray, radii_px) -> np.ndarray:

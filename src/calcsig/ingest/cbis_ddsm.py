@@ -43,8 +43,15 @@ LATERALITY_OF_SIDE = {"LEFT": "L", "RIGHT": "R"}
 NOT_APPLICABLE = {"", "N/A", "NA"}
 # The mass tables spell it with an underscore, the calc tables with a space.
 DENSITY_COLUMNS = ("breast density", "breast_density")
-REQUIRED_COLUMNS = ["patient_id", "left or right breast", "image view", "abnormality id", "abnormality type",
-                    "pathology", "image file path"]
+REQUIRED_COLUMNS = [
+    "patient_id",
+    "left or right breast",
+    "image view",
+    "abnormality id",
+    "abnormality type",
+    "pathology",
+    "image file path",
+]
 UNSAFE_ID_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -75,8 +82,9 @@ def ingest_cbis_ddsm(path: Path | None, params: dict, out_dir: Path) -> dict:
     subsets = [s.lower() for s in params.get("subsets", ["calc", "mass"])]
     tables = find_tables(path, subsets)
     if not tables:
-        problems.add(f"{path}: no table named {{calc,mass}}_case_description_{{train,test}}_set.csv "
-                     f"for subsets {subsets}")
+        problems.add(
+            f"{path}: no table named {{calc,mass}}_case_description_{{train,test}}_set.csv for subsets {subsets}"
+        )
         problems.raise_if_any(where)
 
     image_root = Path(params["image_root"]) if params.get("image_root") else None
@@ -96,16 +104,19 @@ def ingest_cbis_ddsm(path: Path | None, params: dict, out_dir: Path) -> dict:
         density_column = next(c for c in DENSITY_COLUMNS if c in frame.columns)
         for index, row in enumerate(frame.to_dict(orient="records")):
             ref = f"{table_path.name} row {spreadsheet_row(index)}"
-            image, roi = _row_records(row, density_column, table_path.name, spreadsheet_row(index), subset, split,
-                                      problems)
+            image, roi = _row_records(
+                row, density_column, table_path.name, spreadsheet_row(index), subset, split, problems
+            )
             if image is None:
                 continue
             known = images.setdefault(image["image_id"], image)
             image_rows.setdefault(image["image_id"], []).append(ref)
             for column in ("subject_id", "laterality", "view", "density", "given_split", "subset"):
                 if known[column] != image[column]:
-                    problems.add(f"{ref}, column '{column}': image {image['image_id']} has {image[column]!r} "
-                                 f"here but {known[column]!r} in {image_rows[image['image_id']][0]}")
+                    problems.add(
+                        f"{ref}, column '{column}': image {image['image_id']} has {image[column]!r} "
+                        f"here but {known[column]!r} in {image_rows[image['image_id']][0]}"
+                    )
             rois.append(roi)
             roi_rows.setdefault(roi["roi_id"], []).append(ref)
 
@@ -133,8 +144,9 @@ def _public(record: dict) -> dict:
     return {key: value for key, value in record.items() if not key.startswith("_")}
 
 
-def _row_records(row: dict, density_column: str, file: str, number: int, subset: str, split: str,
-                 problems: Problems) -> tuple[dict | None, dict | None]:
+def _row_records(
+    row: dict, density_column: str, file: str, number: int, subset: str, split: str, problems: Problems
+) -> tuple[dict | None, dict | None]:
     """The image and ROI a table row describes; problems found go to `problems`."""
     found_before = len(problems)
     image_path = row["image file path"]
@@ -155,8 +167,12 @@ def _row_records(row: dict, density_column: str, file: str, number: int, subset:
         problems.at(file, number, density_column, f"unknown breast density {density!r}; expected 0-4")
     pathology = row["pathology"].upper()
     if pathology not in LABEL_OF_PATHOLOGY:
-        problems.at(file, number, "pathology",
-                    f"unknown pathology {row['pathology']!r}; expected one of {', '.join(LABEL_OF_PATHOLOGY)}")
+        problems.at(
+            file,
+            number,
+            "pathology",
+            f"unknown pathology {row['pathology']!r}; expected one of {', '.join(LABEL_OF_PATHOLOGY)}",
+        )
     abnormality_id = row["abnormality id"]
     if not abnormality_id:
         problems.at(file, number, "abnormality id", "is empty")
@@ -200,8 +216,14 @@ def _applicable(value: str | None) -> str | None:
     return None if value is None or value.upper() in NOT_APPLICABLE else value
 
 
-def _read_pixels(images: dict, image_rows: dict, rois: list[dict], image_root: Path,
-                 fallback_spacing: float | None, problems: Problems) -> None:
+def _read_pixels(
+    images: dict,
+    image_rows: dict,
+    rois: list[dict],
+    image_root: Path,
+    fallback_spacing: float | None,
+    problems: Problems,
+) -> None:
     """Fill file facts of every image and turn each ROI into a mask ROI with its bounding box."""
     for image_id, image in images.items():
         file = image_root / image["_relpath"]
@@ -212,10 +234,19 @@ def _read_pixels(images: dict, image_rows: dict, rois: list[dict], image_root: P
             continue
         spacing = facts.pixel_spacing_mm if facts.pixel_spacing_mm is not None else fallback_spacing
         if spacing is None:
-            problems.add(f"{image_rows[image_id][0]}, column 'image file path': {file} gives no pixel spacing; "
-                         "set corpus.cbis_ddsm.pixel_spacing_mm")
-        image.update(path=str(file), sha256=facts.sha256, has_pixels=True, height=facts.height, width=facts.width,
-                     bits=facts.bits, pixel_spacing_mm=None if spacing is None else float(spacing))
+            problems.add(
+                f"{image_rows[image_id][0]}, column 'image file path': {file} gives no pixel spacing; "
+                "set corpus.cbis_ddsm.pixel_spacing_mm"
+            )
+        image.update(
+            path=str(file),
+            sha256=facts.sha256,
+            has_pixels=True,
+            height=facts.height,
+            width=facts.width,
+            bits=facts.bits,
+            pixel_spacing_mm=None if spacing is None else float(spacing),
+        )
     for roi in rois:
         file, number = roi["_ref"]
         image = images[roi["image_id"]]
@@ -234,9 +265,13 @@ def _read_pixels(images: dict, image_rows: dict, rois: list[dict], image_root: P
                 break
             reasons.append(f"{candidate}: {pixels.shape[1]} x {pixels.shape[0]} pixels, not the image's grid")
         if mask is None:
-            problems.at(file, number, "ROI mask file path",
-                        f"no mask on the grid of {roi['image_id']} ({image['width']} x {image['height']}): "
-                        + ("; ".join(reasons) or "no path given"))
+            problems.at(
+                file,
+                number,
+                "ROI mask file path",
+                f"no mask on the grid of {roi['image_id']} ({image['width']} x {image['height']}): "
+                + ("; ".join(reasons) or "no path given"),
+            )
             continue
         box = mask_box(mask)
         if box is None:

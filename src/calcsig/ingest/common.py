@@ -91,8 +91,13 @@ class ImageFacts:
 def inspect_image(path: Path) -> tuple[ImageFacts, ImageData]:
     """Read `path` and hash it; raises calcsig.imageio.ImageReadError when it cannot be read."""
     data = read_image(path)
-    facts = ImageFacts(sha256=file_sha256(path), height=data.height, width=data.width, bits=data.bits,
-                       pixel_spacing_mm=data.pixel_spacing_mm)
+    facts = ImageFacts(
+        sha256=file_sha256(path),
+        height=data.height,
+        width=data.width,
+        bits=data.bits,
+        pixel_spacing_mm=data.pixel_spacing_mm,
+    )
     return facts, data
 
 

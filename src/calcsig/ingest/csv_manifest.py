@@ -28,12 +28,29 @@ from .common import (
 
 SOURCE = "csv"
 REQUIRED_COLUMNS = ["image_id", "subject_id", "image_path", "label"]
-IMAGE_COLUMNS = ["pixel_spacing_mm", "laterality", "view", "age", "density", "site", "race_ethnicity",
-                 "given_split", "subset"]
+IMAGE_COLUMNS = [
+    "pixel_spacing_mm",
+    "laterality",
+    "view",
+    "age",
+    "density",
+    "site",
+    "race_ethnicity",
+    "given_split",
+    "subset",
+]
 BOX_COLUMNS = ["x_min", "y_min", "x_max", "y_max"]
 CIRCLE_COLUMNS = ["center_x", "center_y", "radius_px"]
-ROI_COLUMNS = ["roi_id", *BOX_COLUMNS, *CIRCLE_COLUMNS, "mask_path", "fine_class", "abnormality", "calc_type",
-               "calc_distribution"]
+ROI_COLUMNS = [
+    "roi_id",
+    *BOX_COLUMNS,
+    *CIRCLE_COLUMNS,
+    "mask_path",
+    "fine_class",
+    "abnormality",
+    "calc_type",
+    "calc_distribution",
+]
 KNOWN_COLUMNS = REQUIRED_COLUMNS + IMAGE_COLUMNS + ROI_COLUMNS
 LABELS = ("benign", "actionable")
 LATERALITY = {"l": "L", "left": "L", "r": "R", "right": "R"}
@@ -54,8 +71,9 @@ class _Row:
     def fail(self, column: str | None, message: str) -> None:
         self.problems.at(self.file, self.number, column, message)
 
-    def number_in(self, column: str, low: float | None = None, positive: bool = False,
-                  integer: bool = False) -> float | int | None:
+    def number_in(
+        self, column: str, low: float | None = None, positive: bool = False, integer: bool = False
+    ) -> float | int | None:
         text = self.text(column)
         if text is None:
             return None
@@ -79,8 +97,10 @@ class _Row:
     def identifier(self, column: str) -> str | None:
         text = self.text(column)
         if text is not None and not SAFE_ID.match(text):
-            self.fail(column, f"{text!r} is not a file-safe ID (letters, digits, '.', '_', '-'; "
-                              "starting with a letter or digit)")
+            self.fail(
+                column,
+                f"{text!r} is not a file-safe ID (letters, digits, '.', '_', '-'; starting with a letter or digit)",
+            )
         return text
 
 
@@ -162,8 +182,11 @@ def _images(rows: list[_Row], folder: Path, params: dict, problems: Problems) ->
         first = records.setdefault(record["image_id"], record)
         for column, value in record.items():
             if first[column] != value:
-                row.fail(column, f"image {record['image_id']} has {value!r} here but {first[column]!r} in row "
-                                 f"{numbers[record['image_id']][0]}")
+                row.fail(
+                    column,
+                    f"image {record['image_id']} has {value!r} here but {first[column]!r} in row "
+                    f"{numbers[record['image_id']][0]}",
+                )
 
     for image_id, record in records.items():
         rows_text = ", ".join(str(n) for n in numbers[image_id])
@@ -178,10 +201,19 @@ def _images(rows: list[_Row], folder: Path, params: dict, problems: Problems) ->
             continue
         spacing = record["pixel_spacing_mm"] or facts.pixel_spacing_mm or params.get("pixel_spacing_mm")
         if spacing is None:
-            problems.add(f"{rows[0].file} row(s) {rows_text}, column 'pixel_spacing_mm': image {image_id} has no "
-                         "pixel spacing in the manifest or the file; give it, or set corpus.csv.pixel_spacing_mm")
-        record.update(path=str(file), sha256=facts.sha256, has_pixels=True, height=facts.height,
-                      width=facts.width, bits=facts.bits, pixel_spacing_mm=spacing)
+            problems.add(
+                f"{rows[0].file} row(s) {rows_text}, column 'pixel_spacing_mm': image {image_id} has no "
+                "pixel spacing in the manifest or the file; give it, or set corpus.csv.pixel_spacing_mm"
+            )
+        record.update(
+            path=str(file),
+            sha256=facts.sha256,
+            has_pixels=True,
+            height=facts.height,
+            width=facts.width,
+            bits=facts.bits,
+            pixel_spacing_mm=spacing,
+        )
     return records
 
 
@@ -196,8 +228,9 @@ def _rois(rows: list[_Row], images: dict, folder: Path, problems: Problems) -> l
         if label is None:
             given = [c for c in ROI_COLUMNS if row.text(c) is not None]
             if given:
-                row.fail("label", f"is empty (an image without a finding) but ROI column(s) {', '.join(given)} "
-                                  "are filled")
+                row.fail(
+                    "label", f"is empty (an image without a finding) but ROI column(s) {', '.join(given)} are filled"
+                )
             if image_id is not None:
                 no_finding_rows.setdefault(image_id, []).append(row.number)
             continue
@@ -225,12 +258,13 @@ def _rois(rows: list[_Row], images: dict, folder: Path, problems: Problems) -> l
 
     for image_id, numbers in no_finding_rows.items():
         if image_id in count_per_image:
-            problems.add(f"{rows[0].file} row(s) {', '.join(map(str, numbers))}, column 'label': image {image_id} "
-                         "has a row without a finding and rows with findings")
+            problems.add(
+                f"{rows[0].file} row(s) {', '.join(map(str, numbers))}, column 'label': image {image_id} "
+                "has a row without a finding and rows with findings"
+            )
     for roi_id, numbers in roi_numbers.items():
         if len(numbers) > 1:
-            problems.add(f"{rows[0].file} rows {', '.join(map(str, numbers))}, column 'roi_id': "
-                         f"duplicate ROI {roi_id}")
+            problems.add(f"{rows[0].file} rows {', '.join(map(str, numbers))}, column 'roi_id': duplicate ROI {roi_id}")
     return rois
 
 
@@ -259,8 +293,10 @@ def _geometry(row: _Row, image: dict | None, folder: Path) -> dict | None:
             row.fail("x_max, y_max", f"box [{box[0]},{box[2]}) x [{box[1]},{box[3]}) is empty")
             return None
         if known_size and not box_inside(box, height, width):
-            row.fail("x_min, y_min, x_max, y_max", f"box [{box[0]},{box[2]}) x [{box[1]},{box[3]}) lies outside "
-                                                   f"image {image['image_id']} of {size_text}")
+            row.fail(
+                "x_min, y_min, x_max, y_max",
+                f"box [{box[0]},{box[2]}) x [{box[1]},{box[3]}) lies outside image {image['image_id']} of {size_text}",
+            )
             return None
         return {"shape": "bbox", **dict(zip(BOX_COLUMNS, box))}
 
@@ -273,8 +309,10 @@ def _geometry(row: _Row, image: dict | None, folder: Path) -> dict | None:
         if not known_size:
             return None
         if not (0 <= center_x < width and 0 <= center_y < height):
-            row.fail("center_x, center_y", f"centre ({center_x:g}, {center_y:g}) lies outside image "
-                                           f"{image['image_id']} of {size_text}")
+            row.fail(
+                "center_x, center_y",
+                f"centre ({center_x:g}, {center_y:g}) lies outside image {image['image_id']} of {size_text}",
+            )
             return None
         box = circle_box(center_x, center_y, radius, height, width)
         return {**circle, **dict(zip(BOX_COLUMNS, box))}
@@ -289,8 +327,11 @@ def _geometry(row: _Row, image: dict | None, folder: Path) -> dict | None:
         if not known_size:
             return None
         if mask.shape != (height, width):
-            row.fail("mask_path", f"{mask_file} is {mask.shape[1]} x {mask.shape[0]} pixels, not the "
-                                  f"{size_text} of image {image['image_id']}")
+            row.fail(
+                "mask_path",
+                f"{mask_file} is {mask.shape[1]} x {mask.shape[0]} pixels, not the "
+                f"{size_text} of image {image['image_id']}",
+            )
             return None
         box = mask_box(mask)
         if box is None:

@@ -69,8 +69,12 @@ def parse_info(info_path: Path, problems: Problems) -> list[TruthRow]:
         if tissue not in TISSUES:
             problems.at(name, where, "tissue", f"unknown background tissue {tissue!r}; expected F, G or D")
         if cls != "NORM" and cls not in ABNORMALITY_OF_CLASS:
-            problems.at(name, where, "class", f"unknown abnormality class {cls!r}; expected one of "
-                                              f"{', '.join([*ABNORMALITY_OF_CLASS, 'NORM'])}")
+            problems.at(
+                name,
+                where,
+                "class",
+                f"unknown abnormality class {cls!r}; expected one of {', '.join([*ABNORMALITY_OF_CLASS, 'NORM'])}",
+            )
             continue
         rest = fields[2:]
         if cls == "NORM":
@@ -138,16 +142,19 @@ def ingest_mini_mias(path: Path | None, params: dict, out_dir: Path) -> dict:
 
     images, rois = [], []
     for reference, rows in sorted(by_image.items(), key=lambda item: _film_number(item[0])):
-        lines = (f"line {rows[0].line}" if len(rows) == 1
-                 else "lines " + ", ".join(str(r.line) for r in rows))
+        lines = f"line {rows[0].line}" if len(rows) == 1 else "lines " + ", ".join(str(r.line) for r in rows)
         if len({r.tissue for r in rows}) > 1:
             problems.at(info_path.name, lines, "tissue", f"{reference} has conflicting tissue classes")
         if any(r.abnormality_class == "NORM" for r in rows) and len(rows) > 1:
             problems.at(info_path.name, lines, "class", f"{reference} is listed both as NORM and with findings")
         image_path = _image_file(directory, reference)
         if image_path is None:
-            problems.at(info_path.name, lines, None,
-                        f"image {reference} not found in {directory} (looked for {reference}.png / .pgm)")
+            problems.at(
+                info_path.name,
+                lines,
+                None,
+                f"image {reference} not found in {directory} (looked for {reference}.png / .pgm)",
+            )
             continue
         try:
             facts, _ = inspect_image(image_path)
@@ -155,22 +162,24 @@ def ingest_mini_mias(path: Path | None, params: dict, out_dir: Path) -> dict:
             problems.at(info_path.name, lines, None, f"image {reference}: {exc}")
             continue
         number = _film_number(reference)
-        images.append({
-            "image_id": reference,
-            "subject_id": f"mias_patient{(number + 1) // 2:03d}",
-            "path": str(image_path),
-            "sha256": facts.sha256,
-            "has_pixels": True,
-            "laterality": "L" if number % 2 == 0 else "R",
-            "view": "MLO",
-            "pixel_spacing_mm": float(params.get("pixel_spacing_mm", 0.2)),
-            "bits": facts.bits,
-            "height": facts.height,
-            "width": facts.width,
-            "density": rows[0].tissue,
-            "source": SOURCE,
-            "subset": "main",
-        })
+        images.append(
+            {
+                "image_id": reference,
+                "subject_id": f"mias_patient{(number + 1) // 2:03d}",
+                "path": str(image_path),
+                "sha256": facts.sha256,
+                "has_pixels": True,
+                "laterality": "L" if number % 2 == 0 else "R",
+                "view": "MLO",
+                "pixel_spacing_mm": float(params.get("pixel_spacing_mm", 0.2)),
+                "bits": facts.bits,
+                "height": facts.height,
+                "width": facts.width,
+                "density": rows[0].tissue,
+                "source": SOURCE,
+                "subset": "main",
+            }
+        )
         findings = [r for r in rows if r.abnormality_class != "NORM"]
         for index, row in enumerate(findings, start=1):
             roi = _roi(row, f"{reference}_{index}", facts.height, facts.width, info_path.name, problems)
@@ -199,9 +208,22 @@ def _roi(row: TruthRow, roi_id: str, height: int, width: int, file: str, problem
         return {**roi, "shape": "image"}
     center_x, center_y = float(row.x), float(height - 1 - row.y)
     if not (0 <= center_x < width and 0 <= center_y < height):
-        problems.at(file, f"line {row.line}", "x, y",
-                    f"centre ({row.x}, {row.y}) lies outside {row.reference} of {width} x {height} pixels")
+        problems.at(
+            file,
+            f"line {row.line}",
+            "x, y",
+            f"centre ({row.x}, {row.y}) lies outside {row.reference} of {width} x {height} pixels",
+        )
         return None
     box = circle_box(center_x, center_y, row.radius, height, width)
-    return {**roi, "shape": "circle", "center_x": center_x, "center_y": center_y, "radius_px": row.radius,
-            "x_min": box[0], "y_min": box[1], "x_max": box[2], "y_max": box[3]}
+    return {
+        **roi,
+        "shape": "circle",
+        "center_x": center_x,
+        "center_y": center_y,
+        "radius_px": row.radius,
+        "x_min": box[0],
+        "y_min": box[1],
+        "x_max": box[2],
+        "y_max": box[3],
+    }

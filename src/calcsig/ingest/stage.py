@@ -35,6 +35,11 @@ def build_corpus(source: str, path: str | None, params: dict, out_dir: str | Pat
     where = f"corpus source {source}" + (f" at {path}" if path else "")
     tables = validate_corpus(tables["images"], tables["rois"], tables["subjects"], where)
     write_tables(tables, outputs)
-    log.info("corpus from %s: %d subjects, %d images, %d ROIs", source,
-             len(tables["subjects"]), len(tables["images"]), len(tables["rois"]))
+    log.info(
+        "corpus from %s: %d subjects, %d images, %d ROIs",
+        source,
+        len(tables["subjects"]),
+        len(tables["images"]),
+        len(tables["rois"]),
+    )
     return tables

@@ -224,7 +224,9 @@ def _nan_safe_median(values: np.ndarray) -> np.ndarray:
         finite_cols = np.isfinite(values).any(axis=0)
         med = np.zeros(values.shape[1])
         if finite_cols.any():
-            med[finite_cols] = np.nanmedian(np.where(np.isfinite(values[:, finite_cols]), values[:, finite_cols], np.nan), axis=0)
+            med[finite_cols] = np.nanmedian(
+                np.where(np.isfinite(values[:, finite_cols]), values[:, finite_cols], np.nan), axis=0
+            )
     return med
 
 

@@ -91,12 +91,16 @@ class MaskPixels(TransformerMixin, BaseEstimator):
         return np.vstack([src.flat(r) for r in X["roi_id"].astype(str)]).astype(np.float32)
 
 
-def build_mask_forest_pipeline(masks, *, size: int = 256, seed: int = 0, n_jobs: int = 1, n_estimators: int = 100) -> Pipeline:
+def build_mask_forest_pipeline(
+    masks, *, size: int = 256, seed: int = 0, n_jobs: int = 1, n_estimators: int = 100
+) -> Pipeline:
     source = masks if isinstance(masks, MaskSource) else MaskSource(masks, size)
-    return Pipeline([
-        ("pixels", MaskPixels(masks=source, size=size)),
-        ("classifier", build_mask_forest(seed=seed, n_jobs=n_jobs, n_estimators=n_estimators)),
-    ])
+    return Pipeline(
+        [
+            ("pixels", MaskPixels(masks=source, size=size)),
+            ("classifier", build_mask_forest(seed=seed, n_jobs=n_jobs, n_estimators=n_estimators)),
+        ]
+    )
 
 
 def enrichment_mask(images: pd.DataFrame, roi_images: pd.Series, column: str, value: str) -> np.ndarray:
@@ -111,7 +115,9 @@ def image_level(pred: pd.DataFrame) -> pd.DataFrame:
     """One row per image: probability and label = max over its ROIs; predicted = any ROI predicted."""
     keys = ["model", "fold", "image_id", "subject_id"]
     out = pred.groupby(keys, sort=True, dropna=False).agg(
-        label=("label", "max"), probability=("probability", "max"), predicted=("predicted", "max"),
+        label=("label", "max"),
+        probability=("probability", "max"),
+        predicted=("predicted", "max"),
     )
     return out.reset_index()
 
@@ -145,8 +151,15 @@ def breast_level(image_pred: pd.DataFrame, images: pd.DataFrame, threshold: floa
     rows = []
     for (model, fold, subject, side), g in df.groupby(["model", "fold", "subject_id", "laterality"], sort=True):
         predicted, probability = fuse_views(g, threshold)
-        rows.append({
-            "model": model, "fold": fold, "subject_id": subject, "breast_id": f"{subject}:{side}",
-            "label": int(g["label"].max()), "probability": probability, "predicted": predicted,
-        })
+        rows.append(
+            {
+                "model": model,
+                "fold": fold,
+                "subject_id": subject,
+                "breast_id": f"{subject}:{side}",
+                "label": int(g["label"].max()),
+                "probability": probability,
+                "predicted": predicted,
+            }
+        )
     return pd.DataFrame(rows, columns=["model", "fold", "subject_id", "breast_id", "label", "probability", "predicted"])

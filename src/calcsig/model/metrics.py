@@ -141,8 +141,14 @@ def weighted_binary_metrics(weights: np.ndarray, y, probability, predicted) -> n
         precision = np.where(tp_cum + fp_cum > 0, tp_cum / (tp_cum + fp_cum), 0.0)
         ap = (pos_g[:, ::-1] * precision).sum(axis=1) / n_pos
         cols = [
-            (tp + tn) / (tp + tn + fp + fn), tp / (tp + fn), tn / (tn + fp), 2 * tp / (2 * tp + fp + fn),
-            tp / (tp + fp), tn / (tn + fn), auc, ap,
+            (tp + tn) / (tp + tn + fp + fn),
+            tp / (tp + fn),
+            tn / (tn + fp),
+            2 * tp / (2 * tp + fp + fn),
+            tp / (tp + fp),
+            tn / (tn + fn),
+            auc,
+            ap,
         ]
     out = np.column_stack(cols)
     out[~np.isfinite(out)] = np.nan
@@ -182,14 +188,20 @@ def _finite_or_none(v) -> float | None:
     return v if np.isfinite(v) else None
 
 
-def threshold_table(y, probability, thresholds=tuple(np.round(np.arange(0.1, 0.91, 0.1), 2))) -> list[dict]:
+THRESHOLD_TABLE_STEPS = tuple(np.round(np.arange(0.1, 0.91, 0.1), 2))
+DECISION_CURVE_STEPS = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))
+
+
+def threshold_table(y, probability, thresholds=THRESHOLD_TABLE_STEPS) -> list[dict]:
     """Sensitivity, specificity and PPV when calling positive at probability >= t."""
     y = np.asarray(y)
     p = np.asarray(probability, dtype=float)
     rows = []
     for t in thresholds:
         m = binary_metrics(y, p, p >= t)
-        rows.append({"threshold": float(t), **{k: _finite_or_none(m[k]) for k in ("sensitivity", "specificity", "ppv")}})
+        rows.append(
+            {"threshold": float(t), **{k: _finite_or_none(m[k]) for k in ("sensitivity", "specificity", "ppv")}}
+        )
     return rows
 
 
@@ -219,14 +231,19 @@ def reliability_curve(y, probability, n_bins: int = 10) -> list[dict]:
     for b in range(n_bins):
         sel = bins == b
         if sel.any():
-            rows.append({
-                "bin_low": b / n_bins, "bin_high": (b + 1) / n_bins, "n": int(sel.sum()),
-                "mean_predicted": float(p[sel].mean()), "observed_fraction": float(y[sel].mean()),
-            })
+            rows.append(
+                {
+                    "bin_low": b / n_bins,
+                    "bin_high": (b + 1) / n_bins,
+                    "n": int(sel.sum()),
+                    "mean_predicted": float(p[sel].mean()),
+                    "observed_fraction": float(y[sel].mean()),
+                }
+            )
     return rows
 
 
-def net_benefit(y, probability, thresholds=tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))) -> list[dict]:
+def net_benefit(y, probability, thresholds=DECISION_CURVE_STEPS) -> list[dict]:
     """Decision curve: net benefit of the model, of treating all and of treating none.
 
     Net benefit at threshold probability t is TP/n - FP/n * t / (1 - t).
@@ -239,12 +256,14 @@ def net_benefit(y, probability, thresholds=tuple(np.round(np.arange(0.05, 0.96, 
     for t in thresholds:
         w = t / (1.0 - t)
         c = confusion(y, p >= t)
-        rows.append({
-            "threshold": float(t),
-            "model": float(c["tp"] / n - c["fp"] / n * w) if n else None,
-            "treat_all": float(prevalence - (1 - prevalence) * w) if n else None,
-            "treat_none": 0.0,
-        })
+        rows.append(
+            {
+                "threshold": float(t),
+                "model": float(c["tp"] / n - c["fp"] / n * w) if n else None,
+                "treat_all": float(prevalence - (1 - prevalence) * w) if n else None,
+                "treat_none": 0.0,
+            }
+        )
     return rows
 
 
@@ -255,11 +274,19 @@ def multiclass_metrics(y_true, y_pred, labels=None) -> dict:
     labels = list(labels) if labels is not None else sorted(set(y_true) | set(y_pred))
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=np.nan)
     per_class = {
-        lab: {"precision": _finite_or_none(p[i]), "recall": _finite_or_none(r[i]), "f1": _finite_or_none(f[i]), "support": int(s[i])}
+        lab: {
+            "precision": _finite_or_none(p[i]),
+            "recall": _finite_or_none(r[i]),
+            "f1": _finite_or_none(f[i]),
+            "support": int(s[i]),
+        }
         for i, lab in enumerate(labels)
     }
     with np.errstate(all="ignore"):
-        macro = {k: _finite_or_none(np.nanmean(v)) if np.isfinite(v).any() else None for k, v in (("precision", p), ("recall", r), ("f1", f))}
+        macro = {
+            k: _finite_or_none(np.nanmean(v)) if np.isfinite(v).any() else None
+            for k, v in (("precision", p), ("recall", r), ("f1", f))
+        }
     return {
         "labels": labels,
         "macro": macro,
@@ -322,8 +349,7 @@ def weighted_multiclass_scores(weights: np.ndarray, y_true, y_pred, labels) -> d
     return out
 
 
-def multiclass_metrics_with_ci(y_true, y_pred, groups, strata, labels=None, n_boot=1000, level=0.95,
-                               seed=0) -> dict:
+def multiclass_metrics_with_ci(y_true, y_pred, groups, strata, labels=None, n_boot=1000, level=0.95, seed=0) -> dict:
     """Macro and per-class precision, recall, F1 and accuracy as {value, ci_low, ci_high}, with the confusion matrix.
 
     Point values are :func:`multiclass_metrics` (scikit-learn); CIs are
@@ -350,8 +376,11 @@ def multiclass_metrics_with_ci(y_true, y_pred, groups, strata, labels=None, n_bo
         per = {s: (np.full(k, np.nan), np.full(k, np.nan)) for s in MULTICLASS_SCORES}
 
     def entry(value, lo, hi):
-        return {"value": None if value is None else _finite_or_none(value),
-                "ci_low": _finite_or_none(lo), "ci_high": _finite_or_none(hi)}
+        return {
+            "value": None if value is None else _finite_or_none(value),
+            "ci_low": _finite_or_none(lo),
+            "ci_high": _finite_or_none(hi),
+        }
 
     return {
         "labels": labels,
@@ -360,8 +389,10 @@ def multiclass_metrics_with_ci(y_true, y_pred, groups, strata, labels=None, n_bo
         "macro": {s: entry(point["macro"][s], *ci[f"macro_{s}"]) for s in MULTICLASS_SCORES},
         "accuracy": entry(point["accuracy"], *ci["accuracy"]),
         "per_class": {
-            c: {**{s: entry(point["per_class"][c][s], per[s][0][j], per[s][1][j]) for s in MULTICLASS_SCORES},
-                "support": point["per_class"][c]["support"]}
+            c: {
+                **{s: entry(point["per_class"][c][s], per[s][0][j], per[s][1][j]) for s in MULTICLASS_SCORES},
+                "support": point["per_class"][c]["support"],
+            }
             for j, c in enumerate(labels)
         },
         "confusion": point["confusion"],

@@ -50,8 +50,9 @@ def fine_class_splits(classes, groups, n_splits: int = 5, seed: int = 0) -> list
     if len(per_class) < 2 or k < 2:
         raise TooFewClasses(f"cannot cross-validate fine classes with subjects per class {per_class}")
     if k < n_splits:
-        log.warning("fine-class inner CV uses %d folds instead of %d: too few subjects in a class (%s)",
-                    k, n_splits, per_class)
+        log.warning(
+            "fine-class inner CV uses %d folds instead of %d: too few subjects in a class (%s)", k, n_splits, per_class
+        )
     cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     return list(cv.split(np.zeros(len(classes)), classes, groups))
 
@@ -115,8 +116,9 @@ def _proba_in(clf, X, classes: list[str]) -> np.ndarray:
     return out
 
 
-def inner_search_multiclass(estimator, X: pd.DataFrame, classes, groups, grid, *, inner_folds: int = 5,
-                            seed: int = 0) -> MulticlassSearch:
+def inner_search_multiclass(
+    estimator, X: pd.DataFrame, classes, groups, grid, *, inner_folds: int = 5, seed: int = 0
+) -> MulticlassSearch:
     """Grid search by inner grouped CV stratified on the fine class, scored by out-of-fold macro-F1.
 
     `estimator` is a Pipeline whose last step is named ``classifier``;
@@ -146,15 +148,21 @@ def inner_search_multiclass(estimator, X: pd.DataFrame, classes, groups, grid, *
     rows = []
     for i, cand in enumerate(candidates):
         p = np.clip(oof[i], 1e-15, 1.0)
-        rows.append({
-            "params": _plain(cand),
-            "macro_f1": _macro_f1(truth, oof[i].argmax(axis=1)),
-            "log_loss": float(log_loss(truth, p / p.sum(axis=1, keepdims=True), labels=range(len(labels)))),
-        })
+        rows.append(
+            {
+                "params": _plain(cand),
+                "macro_f1": _macro_f1(truth, oof[i].argmax(axis=1)),
+                "log_loss": float(log_loss(truth, p / p.sum(axis=1, keepdims=True), labels=range(len(labels)))),
+            }
+        )
     best = min(range(len(rows)), key=lambda i: (-rows[i]["macro_f1"], rows[i]["log_loss"], i))
     return MulticlassSearch(
-        best_params=candidates[best], classes=labels, inner_macro_f1=rows[best]["macro_f1"],
-        inner_log_loss=rows[best]["log_loss"], candidates=rows, n_inner_folds=len(splits),
+        best_params=candidates[best],
+        classes=labels,
+        inner_macro_f1=rows[best]["macro_f1"],
+        inner_log_loss=rows[best]["log_loss"],
+        candidates=rows,
+        n_inner_folds=len(splits),
     )
 
 
@@ -170,9 +178,19 @@ class MulticlassFold:
     record: dict
 
 
-def fit_predict_fold_multiclass(estimator, X_train: pd.DataFrame, classes_train, labels_train, groups_train,
-                                X_test: pd.DataFrame, grid, *, inner_folds: int = 5, seed: int = 0,
-                                min_class_subjects: int = MIN_CLASS_SUBJECTS) -> MulticlassFold:
+def fit_predict_fold_multiclass(
+    estimator,
+    X_train: pd.DataFrame,
+    classes_train,
+    labels_train,
+    groups_train,
+    X_test: pd.DataFrame,
+    grid,
+    *,
+    inner_folds: int = 5,
+    seed: int = 0,
+    min_class_subjects: int = MIN_CLASS_SUBJECTS,
+) -> MulticlassFold:
     """Inner search and refit on the training part, one prediction of the test part.
 
     Besides the fine class, the binary view every model reports: probability

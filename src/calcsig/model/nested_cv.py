@@ -136,7 +136,7 @@ class SearchResult:
 
 def _split_params(params: dict) -> tuple[dict, dict]:
     front = {k: v for k, v in params.items() if not k.startswith("classifier__")}
-    clf = {k[len("classifier__"):]: v for k, v in params.items() if k.startswith("classifier__")}
+    clf = {k[len("classifier__") :]: v for k, v in params.items() if k.startswith("classifier__")}
     return front, clf
 
 
@@ -222,7 +222,11 @@ class FoldResult:
     refit_resampler_log: list[str]
 
     def record(self) -> dict:
-        return {**self.search.as_dict(), "best_params": _plain(self.search.best_params), "refit_resampler_log": self.refit_resampler_log}
+        return {
+            **self.search.as_dict(),
+            "best_params": _plain(self.search.best_params),
+            "refit_resampler_log": self.refit_resampler_log,
+        }
 
 
 def fit_predict_fold(
@@ -242,8 +246,14 @@ def fit_predict_fold(
     if overlap:
         raise ValueError(f"{len(overlap)} ROI(s) on both sides of the fold, e.g. {sorted(overlap)[:3]}")
     search = inner_search(
-        estimator, X_train, y_train, groups_train, grid,
-        inner_folds=inner_folds, target_sensitivity=target_sensitivity, seed=seed,
+        estimator,
+        X_train,
+        y_train,
+        groups_train,
+        grid,
+        inner_folds=inner_folds,
+        target_sensitivity=target_sensitivity,
+        seed=seed,
     )
     model = clone(estimator).set_params(**search.best_params)
     model.fit(X_train.reset_index(drop=True), np.asarray(y_train).astype(int))

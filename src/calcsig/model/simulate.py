@@ -17,9 +17,23 @@ import pandas as pd
 from ..paths import atomic_path
 
 
-def make_tables(n_subjects=40, rois_per_subject=2, objects_per_roi=8, n_fg=6, n_rp=3, n_bg=4, n_global=5,
-                n_outer=3, eval_fraction=0.25, positive_fraction=0.35, signal=1.5, empty_fraction=0.05, seed=0,
-                actionable_classes=("high_risk", "dcis", "invasive"), fine_signal=1.0):
+def make_tables(
+    n_subjects=40,
+    rois_per_subject=2,
+    objects_per_roi=8,
+    n_fg=6,
+    n_rp=3,
+    n_bg=4,
+    n_global=5,
+    n_outer=3,
+    eval_fraction=0.25,
+    positive_fraction=0.35,
+    signal=1.5,
+    empty_fraction=0.05,
+    seed=0,
+    actionable_classes=("high_risk", "dcis", "invasive"),
+    fine_signal=1.0,
+):
     """Return dict of DataFrames: objects, rois (features), corpus_rois, images, assignment.
 
     Each subject has one breast side with a CC and an MLO image and
@@ -52,20 +66,62 @@ def make_tables(n_subjects=40, rois_per_subject=2, objects_per_roi=8, n_fg=6, n_
         views = ["CC", "MLO"]
         img_ids = [f"{s}_{side}_{v}" for v in views]
         for iid, v in zip(img_ids, views):
-            images.append({"image_id": iid, "subject_id": s, "path": f"{iid}.png", "has_pixels": True, "laterality": side, "view": v,
-                           "source": "synthetic", "subset": "enrichment" if si % 7 == 3 else "main"})
+            images.append(
+                {
+                    "image_id": iid,
+                    "subject_id": s,
+                    "path": f"{iid}.png",
+                    "has_pixels": True,
+                    "laterality": side,
+                    "view": v,
+                    "source": "synthetic",
+                    "subset": "enrichment" if si % 7 == 3 else "main",
+                }
+            )
         fold = "" if split[si] == "eval" else str(outer[si])
-        assign.append({"level": "subject", "subject_id": s, "image_id": "", "roi_id": "", "split": split[si], "outer_fold": fold})
+        assign.append(
+            {"level": "subject", "subject_id": s, "image_id": "", "roi_id": "", "split": split[si], "outer_fold": fold}
+        )
         for iid in img_ids:
-            assign.append({"level": "image", "subject_id": s, "image_id": iid, "roi_id": "", "split": split[si], "outer_fold": fold})
+            assign.append(
+                {
+                    "level": "image",
+                    "subject_id": s,
+                    "image_id": iid,
+                    "roi_id": "",
+                    "split": split[si],
+                    "outer_fold": fold,
+                }
+            )
         for r in range(rois_per_subject):
             rid = f"{s}_r{r}"
             iid = img_ids[r % 2]
             lab = int(subj_label[si])
-            corpus.append({"roi_id": rid, "image_id": iid, "shape": "image", "label": "actionable" if lab else "benign",
-                           "fine_class": subj_fine[si], "source": "synthetic"})
-            assign.append({"level": "roi", "subject_id": s, "image_id": iid, "roi_id": rid, "split": split[si], "outer_fold": fold})
-            n_obj = 0 if rng.random() < empty_fraction else int(rng.integers(max(1, objects_per_roi // 2), objects_per_roi * 3 // 2 + 1))
+            corpus.append(
+                {
+                    "roi_id": rid,
+                    "image_id": iid,
+                    "shape": "image",
+                    "label": "actionable" if lab else "benign",
+                    "fine_class": subj_fine[si],
+                    "source": "synthetic",
+                }
+            )
+            assign.append(
+                {
+                    "level": "roi",
+                    "subject_id": s,
+                    "image_id": iid,
+                    "roi_id": rid,
+                    "split": split[si],
+                    "outer_fold": fold,
+                }
+            )
+            n_obj = (
+                0
+                if rng.random() < empty_fraction
+                else int(rng.integers(max(1, objects_per_roi // 2), objects_per_roi * 3 // 2 + 1))
+            )
             shift = signal * lab
             fine_shift = fine_signal * (fine_index[si] + 1) * lab
             for o in range(n_obj):
@@ -82,7 +138,9 @@ def make_tables(n_subjects=40, rois_per_subject=2, objects_per_roi=8, n_fg=6, n_
             roi.update({f"hc_g{j}": (float(g[j]) if n_obj else np.nan) for j in range(n_global)})
             roi["qc_n_dropped"] = int(rng.integers(0, 3))
             roi_rows.append(roi)
-    cols = ["roi_id", "object_id"] + [f"{fam}_f{j}" for fam, n in (("fg", n_fg), ("rp", n_rp), ("bg", n_bg)) for j in range(n)]
+    cols = ["roi_id", "object_id"] + [
+        f"{fam}_f{j}" for fam, n in (("fg", n_fg), ("rp", n_rp), ("bg", n_bg)) for j in range(n)
+    ]
     return {
         "objects": pd.DataFrame(obj_rows, columns=cols),
         "rois": pd.DataFrame(roi_rows),
@@ -96,8 +154,10 @@ def write_tables(tables: dict, out_dir) -> dict[str, Path]:
     """Write the tables of make_tables under out_dir; return their paths by name."""
     out_dir = Path(out_dir)
     files = {
-        "objects": out_dir / "objects.parquet", "rois": out_dir / "rois.parquet",
-        "corpus_rois": out_dir / "corpus_rois.tsv", "images": out_dir / "images.tsv",
+        "objects": out_dir / "objects.parquet",
+        "rois": out_dir / "rois.parquet",
+        "corpus_rois": out_dir / "corpus_rois.tsv",
+        "images": out_dir / "images.tsv",
         "assignment": out_dir / "assignment.tsv",
     }
     for name, path in files.items():

@@ -40,6 +40,7 @@ MODEL_KINDS = ("bag_of_objects", "mean_std", "mask_brf", "no_enrichment", "fine_
 
 # ---------------------------------------------------------------- parameters
 
+
 def _schema_defaults(schema: dict) -> dict:
     out = {}
     for key, prop in schema.get("properties", {}).items():
@@ -115,8 +116,10 @@ def load_grid(params: dict, model_name: str) -> dict:
 
 # ---------------------------------------------------------------- data
 
-def load_model_data(objects_parquet, rois_parquet, corpus_rois_tsv, images_tsv, assignment_tsv,
-                    global_prefixes=GLOBAL_PREFIXES):
+
+def load_model_data(
+    objects_parquet, rois_parquet, corpus_rois_tsv, images_tsv, assignment_tsv, global_prefixes=GLOBAL_PREFIXES
+):
     """(cases, object table, images, global feature names): one row per ROI of the partition.
 
     `cases` has roi_id, the global feature columns (numeric columns of the
@@ -132,14 +135,20 @@ def load_model_data(objects_parquet, rois_parquet, corpus_rois_tsv, images_tsv, 
     roi_feats = pd.read_parquet(rois_parquet)
     roi_feats["roi_id"] = roi_feats["roi_id"].astype(str)
     globals_ = [c for c in roi_feats.columns if c.startswith(tuple(global_prefixes))]
-    text = [c for c in globals_ if not (pd.api.types.is_numeric_dtype(roi_feats[c]) or pd.api.types.is_bool_dtype(roi_feats[c]))]
+    text = [
+        c
+        for c in globals_
+        if not (pd.api.types.is_numeric_dtype(roi_feats[c]) or pd.api.types.is_bool_dtype(roi_feats[c]))
+    ]
     if text:
         log.warning("%s: non-numeric column(s) not used as features: %s", rois_parquet, text)
         globals_ = [c for c in globals_ if c not in text]
     cases = assignment[["roi_id", "subject_id", "image_id", "split", "outer_fold"]].astype(str)
     missing = sorted(set(cases["roi_id"]) - set(roi_feats["roi_id"]))
     if missing:
-        raise ValueError(f"{rois_parquet}: no feature row for {len(missing)} ROI(s) of the partition, e.g. {missing[:5]}")
+        raise ValueError(
+            f"{rois_parquet}: no feature row for {len(missing)} ROI(s) of the partition, e.g. {missing[:5]}"
+        )
     labels = corpus.set_index(corpus["roi_id"].astype(str))["label"]
     unlabelled = sorted(set(cases["roi_id"]) - set(labels.index))
     if unlabelled:
@@ -164,8 +173,13 @@ def _estimator(model_name: str, params: dict, objects: ObjectTable, masks):
     if model_name in ("bag_of_objects", "mean_std", "no_enrichment", "fine_class"):
         aggregation = params["main_model"] if model_name in ("no_enrichment", "fine_class") else model_name
         pipe = build_pipeline(
-            objects, aggregation, families=tuple(params["families"]), seed=seed, n_jobs=n_jobs,
-            smote_k_neighbors=params["smote_k_neighbors"], enn_n_neighbors=params["enn_n_neighbors"],
+            objects,
+            aggregation,
+            families=tuple(params["families"]),
+            seed=seed,
+            n_jobs=n_jobs,
+            smote_k_neighbors=params["smote_k_neighbors"],
+            enn_n_neighbors=params["enn_n_neighbors"],
             # no SMOTE-ENN for fine classes: interpolating within tiny classes mostly adds noise,
             # and macro-F1 model selection already weighs every class equally
             resample=params["resample"] and model_name != "fine_class",
@@ -177,7 +191,11 @@ def _estimator(model_name: str, params: dict, objects: ObjectTable, masks):
         if masks is None:
             raise ValueError("model mask_brf needs the ROI masks (masks_dir, a mapping or a callable)")
         return baselines.build_mask_forest_pipeline(
-            masks, size=params["mask_size"], seed=seed, n_jobs=n_jobs, n_estimators=params["brf_n_estimators"],
+            masks,
+            size=params["mask_size"],
+            seed=seed,
+            n_jobs=n_jobs,
+            n_estimators=params["brf_n_estimators"],
         )
     raise ValueError(f"unknown model {model_name!r}; expected one of {MODEL_KINDS}")
 
@@ -231,21 +249,28 @@ def predict_cases(cases, objects, images, globals_, params, fold, model_name, ma
         return pred, record
     result = fit_predict_fold(
         _estimator(model_name, params, objects, masks),
-        train[columns], train["label"].to_numpy(), train["subject_id"].to_numpy(), test[columns],
+        train[columns],
+        train["label"].to_numpy(),
+        train["subject_id"].to_numpy(),
+        test[columns],
         load_grid(params, model_name),
-        inner_folds=params["inner_folds"], target_sensitivity=params["target_sensitivity"], seed=params["seed"],
+        inner_folds=params["inner_folds"],
+        target_sensitivity=params["target_sensitivity"],
+        seed=params["seed"],
     )
     record.update(result.record())
-    pred = pd.DataFrame({
-        "roi_id": test["roi_id"].to_numpy(),
-        "subject_id": test["subject_id"].to_numpy(),
-        "image_id": test["image_id"].to_numpy(),
-        "model": model_name,
-        "fold": _fold_labels(test, fold),
-        "label": test["label"].to_numpy().astype(int),
-        "probability": result.probability.astype(float),
-        "predicted": result.predicted.astype(int),
-    })
+    pred = pd.DataFrame(
+        {
+            "roi_id": test["roi_id"].to_numpy(),
+            "subject_id": test["subject_id"].to_numpy(),
+            "image_id": test["image_id"].to_numpy(),
+            "model": model_name,
+            "fold": _fold_labels(test, fold),
+            "label": test["label"].to_numpy().astype(int),
+            "probability": result.probability.astype(float),
+            "predicted": result.predicted.astype(int),
+        }
+    )
     return pred, record
 
 
@@ -257,43 +282,66 @@ def _predict_fine_class(train, test, columns, params, objects, masks, fold) -> t
     columns) and the reason under ``skipped`` in the record.
     """
     base = {
-        "roi_id": test["roi_id"].to_numpy(), "subject_id": test["subject_id"].to_numpy(),
-        "image_id": test["image_id"].to_numpy(), "model": "fine_class", "fold": _fold_labels(test, fold),
+        "roi_id": test["roi_id"].to_numpy(),
+        "subject_id": test["subject_id"].to_numpy(),
+        "image_id": test["image_id"].to_numpy(),
+        "model": "fine_class",
+        "fold": _fold_labels(test, fold),
         "label": test["label"].to_numpy().astype(int),
     }
     try:
         result = fit_predict_fold_multiclass(
             _estimator("fine_class", params, objects, masks),
-            train[columns], train["fine_class"].to_numpy(), train["label"].to_numpy(),
-            train["subject_id"].to_numpy(), test[columns], load_grid(params, "fine_class"),
-            inner_folds=params["inner_folds"], seed=params["seed"],
+            train[columns],
+            train["fine_class"].to_numpy(),
+            train["label"].to_numpy(),
+            train["subject_id"].to_numpy(),
+            test[columns],
+            load_grid(params, "fine_class"),
+            inner_folds=params["inner_folds"],
+            seed=params["seed"],
         )
     except TooFewClasses as err:
         reason = f"fine_class skipped on fold {fold}: {err}"
         log.warning(reason)
-        empty = pd.DataFrame({k: (v[:0] if isinstance(v, np.ndarray) else np.array([], dtype=object))
-                              for k, v in base.items()})
+        empty = pd.DataFrame(
+            {k: (v[:0] if isinstance(v, np.ndarray) else np.array([], dtype=object)) for k, v in base.items()}
+        )
         empty["probability"] = np.array([], dtype=float)
         empty["predicted"] = np.array([], dtype=int)
         for c in MULTICLASS_COLUMNS:
             empty[c] = np.array([], dtype=object)
         return empty, {"skipped": reason}
     true_class = test["fine_class"].astype(object).where(test["fine_class"].notna(), None).to_numpy()
-    pred = pd.DataFrame({
-        **base,
-        "probability": result.probability.astype(float),
-        "predicted": result.predicted.astype(int),
-        "true_class": true_class,
-        "predicted_class": result.predicted_class.astype(object),
-        # one JSON column rather than one per class: other models' rows and other folds' class sets concatenate cleanly
-        "class_probabilities": [json.dumps(dict(zip(result.classes, map(float, row))))
-                                for row in result.class_probability],
-    })
+    pred = pd.DataFrame(
+        {
+            **base,
+            "probability": result.probability.astype(float),
+            "predicted": result.predicted.astype(int),
+            "true_class": true_class,
+            "predicted_class": result.predicted_class.astype(object),
+            # one JSON column rather than one per class: other models' rows and other folds'
+            # class sets concatenate cleanly
+            "class_probabilities": [
+                json.dumps(dict(zip(result.classes, map(float, row)))) for row in result.class_probability
+            ],
+        }
+    )
     return pred, result.record
 
 
-def run_outer_fold(objects_parquet, rois_parquet, corpus_rois_tsv, images_tsv, assignment_tsv, params, fold,
-                   model_name, out_dir, masks_dir=None) -> dict:
+def run_outer_fold(
+    objects_parquet,
+    rois_parquet,
+    corpus_rois_tsv,
+    images_tsv,
+    assignment_tsv,
+    params,
+    fold,
+    model_name,
+    out_dir,
+    masks_dir=None,
+) -> dict:
     """One model on one outer fold: writes ``out_dir/predictions.parquet`` and ``out_dir/search.json``.
 
     `fold` is the outer fold number (1..K) or ``"eval"`` for the final model.
@@ -302,7 +350,8 @@ def run_outer_fold(objects_parquet, rois_parquet, corpus_rois_tsv, images_tsv, a
     """
     p = resolve_params(params)
     cases, objects, images, globals_ = load_model_data(
-        objects_parquet, rois_parquet, corpus_rois_tsv, images_tsv, assignment_tsv, p["global_prefixes"])
+        objects_parquet, rois_parquet, corpus_rois_tsv, images_tsv, assignment_tsv, p["global_prefixes"]
+    )
     pred, record = predict_cases(cases, objects, images, globals_, params, fold, model_name, masks_dir)
     out_dir = Path(out_dir)
     paths = {"predictions": out_dir / "predictions.parquet", "search": out_dir / "search.json"}
@@ -313,11 +362,30 @@ def run_outer_fold(objects_parquet, rois_parquet, corpus_rois_tsv, images_tsv, a
     return paths
 
 
-def run_final(objects_parquet, rois_parquet, corpus_rois_tsv, images_tsv, assignment_tsv, params, model_name,
-              out_dir, masks_dir=None) -> dict:
+def run_final(
+    objects_parquet,
+    rois_parquet,
+    corpus_rois_tsv,
+    images_tsv,
+    assignment_tsv,
+    params,
+    model_name,
+    out_dir,
+    masks_dir=None,
+) -> dict:
     """The final model: inner search and refit on all of train+dev, eval predicted once."""
-    return run_outer_fold(objects_parquet, rois_parquet, corpus_rois_tsv, images_tsv, assignment_tsv, params,
-                          "eval", model_name, out_dir, masks_dir)
+    return run_outer_fold(
+        objects_parquet,
+        rois_parquet,
+        corpus_rois_tsv,
+        images_tsv,
+        assignment_tsv,
+        params,
+        "eval",
+        model_name,
+        out_dir,
+        masks_dir,
+    )
 
 
 def gather_predictions(predictions_parquets, out_parquet) -> pd.DataFrame:
@@ -353,11 +421,19 @@ def _sets(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 def _report(frame: pd.DataFrame, params: dict, groups_col: str = "subject_id", full: bool = True) -> dict:
     kw = dict(n_boot=params["bootstrap_repeats"], level=params["ci_level"], seed=params["seed"])
-    y, p, yhat, g = (frame["label"].to_numpy(), frame["probability"].to_numpy(),
-                     frame["predicted"].to_numpy(), frame[groups_col].astype(str).to_numpy())
+    y, p, yhat, g = (
+        frame["label"].to_numpy(),
+        frame["probability"].to_numpy(),
+        frame["predicted"].to_numpy(),
+        frame[groups_col].astype(str).to_numpy(),
+    )
     if full:
         return metrics.full_report(y, p, yhat, g, calibration_bins=params["calibration_bins"], **kw)
-    return {"n": int(len(y)), "metrics": metrics.metrics_with_ci(y, p, yhat, g, **kw), "confusion": metrics.confusion(y, yhat)}
+    return {
+        "n": int(len(y)),
+        "metrics": metrics.metrics_with_ci(y, p, yhat, g, **kw),
+        "confusion": metrics.confusion(y, yhat),
+    }
 
 
 def _levels(pred: pd.DataFrame, images: pd.DataFrame, threshold: float) -> dict[str, pd.DataFrame]:
@@ -375,8 +451,9 @@ def _compare(a: pd.DataFrame, b: pd.DataFrame, key: list[str], params: dict) -> 
     y = both["label_a"].to_numpy()
     if 0 < y.sum() < len(y):
         out["delong"] = stats.delong_test(y, both["probability_a"], both["probability_b"], level=params["ci_level"])
-    out["mcnemar"] = stats.mcnemar_test(y, both["predicted_a"], both["predicted_b"],
-                                        exact_below=params["mcnemar_exact_below"], level=params["ci_level"])
+    out["mcnemar"] = stats.mcnemar_test(
+        y, both["predicted_a"], both["predicted_b"], exact_below=params["mcnemar_exact_below"], level=params["ci_level"]
+    )
     return out
 
 
@@ -416,7 +493,9 @@ def evaluate_models(predictions_parquets, images_tsv, params, out_json, out_tsv,
     if corpus_rois_tsv is not None:
         corpus = read_table(corpus_rois_tsv, "rois")
         if "image_id" not in pred.columns:
-            pred["image_id"] = pred["roi_id"].astype(str).map(corpus.set_index(corpus["roi_id"].astype(str))["image_id"])
+            pred["image_id"] = (
+                pred["roi_id"].astype(str).map(corpus.set_index(corpus["roi_id"].astype(str))["image_id"])
+            )
         if "fine_class" in corpus.columns and corpus["fine_class"].notna().any():
             fine = corpus.set_index(corpus["roi_id"].astype(str))["fine_class"]
     models, per_level = {}, {}
@@ -458,8 +537,18 @@ def evaluate_models(predictions_parquets, images_tsv, params, out_json, out_tsv,
                         comparisons.append({"a": main, "b": other, "level": level, "set": s, **res})
     result = {
         "main_model": main,
-        "settings": {k: params[k] for k in ("target_sensitivity", "bootstrap_repeats", "ci_level", "seed",
-                                            "mcnemar_exact_below", "breast_fusion_threshold", "grid")},
+        "settings": {
+            k: params[k]
+            for k in (
+                "target_sensitivity",
+                "bootstrap_repeats",
+                "ci_level",
+                "seed",
+                "mcnemar_exact_below",
+                "breast_fusion_threshold",
+                "grid",
+            )
+        },
         "models": models,
         "comparisons": comparisons,
     }
@@ -469,19 +558,23 @@ def evaluate_models(predictions_parquets, images_tsv, params, out_json, out_tsv,
     rows = [
         {"model": name, "level": level, "set": s, "metric": m, **vals}
         for name, entry in models.items()
-        for level in ("roi", "image", "breast") if level in entry
-        for s in SETS if s in entry[level]
+        for level in ("roi", "image", "breast")
+        if level in entry
+        for s in SETS
+        if s in entry[level]
         for m, vals in entry[level][s]["metrics"].items()
     ]
     rows += [
         {"model": name, "level": "roi_multiclass", "set": s, "metric": m, **vals}
-        for name, entry in models.items() if "multiclass" in entry
+        for name, entry in models.items()
+        if "multiclass" in entry
         for s, block in entry["multiclass"].items()
         for m, vals in _multiclass_rows(block)
     ]
     with atomic_path(out_tsv) as tmp:
         pd.DataFrame(rows, columns=["model", "level", "set", "metric", "value", "ci_low", "ci_high"]).to_csv(
-            tmp, sep="\t", index=False, na_rep="")
+            tmp, sep="\t", index=False, na_rep=""
+        )
     return result
 
 
@@ -505,9 +598,15 @@ def _multiclass_report(pred: pd.DataFrame, params: dict) -> dict:
     for s, f in _sets(known).items():
         if len(f):
             out[s] = metrics.multiclass_metrics_with_ci(
-                f["true_class"].astype(str), f["predicted_class"].astype(str), f["subject_id"].astype(str),
-                f["label"].to_numpy(), labels=labels, n_boot=params["bootstrap_repeats"],
-                level=params["ci_level"], seed=params["seed"])
+                f["true_class"].astype(str),
+                f["predicted_class"].astype(str),
+                f["subject_id"].astype(str),
+                f["label"].to_numpy(),
+                labels=labels,
+                n_boot=params["bootstrap_repeats"],
+                level=params["ci_level"],
+                seed=params["seed"],
+            )
     return out
 
 
@@ -523,8 +622,9 @@ def _multiclass_rows(block: dict):
 
 def _by_fine_class(pred: pd.DataFrame, fine: pd.Series) -> dict:
     """Per set and fine class: number of ROIs and the fraction called actionable."""
-    df = pred.assign(fine_class=pred["roi_id"].astype(str).map(fine).fillna("unknown").astype(str),
-                     set=_set_of(pred["fold"]))
+    df = pred.assign(
+        fine_class=pred["roi_id"].astype(str).map(fine).fillna("unknown").astype(str), set=_set_of(pred["fold"])
+    )
     out = {}
     for (s, fc), g in df.groupby(["set", "fine_class"], sort=True):
         out.setdefault(s, {})[fc] = {"n": int(len(g)), "called_actionable": float(g["predicted"].mean())}

@@ -101,12 +101,18 @@ def mcnemar_test(y, pred_a, pred_b, *, exact_below: int = 25, level: float = 0.9
     ra = np.asarray(pred_a).astype(bool) == y
     rb = np.asarray(pred_b).astype(bool) == y
     return mcnemar_from_counts(
-        int(np.sum(ra & rb)), int(np.sum(ra & ~rb)), int(np.sum(~ra & rb)), int(np.sum(~ra & ~rb)),
-        exact_below=exact_below, level=level,
+        int(np.sum(ra & rb)),
+        int(np.sum(ra & ~rb)),
+        int(np.sum(~ra & rb)),
+        int(np.sum(~ra & ~rb)),
+        exact_below=exact_below,
+        level=level,
     )
 
 
-def mcnemar_from_counts(both_right: int, b: int, c: int, both_wrong: int, *, exact_below: int = 25, level: float = 0.95) -> dict:
+def mcnemar_from_counts(
+    both_right: int, b: int, c: int, both_wrong: int, *, exact_below: int = 25, level: float = 0.95
+) -> dict:
     n = both_right + b + c + both_wrong
     p_exact = mcnemar_exact(b, c)
     stat, p_asym = mcnemar_asymptotic(b, c)

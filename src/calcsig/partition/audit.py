@@ -57,9 +57,11 @@ class AuditError(CalcsigError):
         self.violations = list(violations)
         where = f" (details in {report_path})" if report_path else ""
         shown = "\n".join(f"  - {v}" for v in self.violations)
-        super().__init__(f"audit: {len(self.violations)} leak(s) with audit_policy fail{where}\n{shown}\n"
-                         "Fix the split or the corpus, declare the enrichment subset in "
-                         "partition.declared_enrichment, or set partition.audit_policy: warn.")
+        super().__init__(
+            f"audit: {len(self.violations)} leak(s) with audit_policy fail{where}\n{shown}\n"
+            "Fix the split or the corpus, declare the enrichment subset in "
+            "partition.declared_enrichment, or set partition.audit_policy: warn."
+        )
 
 
 def _subset_listed(image: pd.Series, subsets: set[str]) -> bool:
@@ -88,20 +90,25 @@ def image_hashes(images: pd.DataFrame, hash_size: int) -> tuple[pd.DataFrame, li
             except (CalcsigError, OSError, ValueError) as error:
                 unreadable.append({"image_id": image["image_id"], "path": path, "problem": str(error)})
         records.append({"image_id": image["image_id"], "pixel_hash": pixel, "phash": phash})
-    return pd.DataFrame.from_records(records, columns=["image_id", "pixel_hash", "phash"]).set_index("image_id"), unreadable
+    return pd.DataFrame.from_records(records, columns=["image_id", "pixel_hash", "phash"]).set_index(
+        "image_id"
+    ), unreadable
 
 
 def image_splits(images: pd.DataFrame, assignment: pd.DataFrame) -> pd.Series:
     """image_id -> split from the assignment's image rows, else from the subject row."""
     image_rows = assignment[assignment["level"] == "image"].drop_duplicates("image_id").set_index("image_id")["split"]
-    subject_rows = assignment[assignment["level"] == "subject"].drop_duplicates("subject_id").set_index("subject_id")["split"]
+    subject_rows = (
+        assignment[assignment["level"] == "subject"].drop_duplicates("subject_id").set_index("subject_id")["split"]
+    )
     by_subject = images["subject_id"].map(subject_rows)
     own = images["image_id"].map(image_rows)
     return pd.Series(own.where(own.notna(), by_subject).to_numpy(), index=images["image_id"].to_numpy(), name="split")
 
 
-def _subject_overlap(images: pd.DataFrame, assignment: pd.DataFrame, split_of_image: pd.Series,
-                     declared: set[str]) -> tuple[list[dict], list[dict]]:
+def _subject_overlap(
+    images: pd.DataFrame, assignment: pd.DataFrame, split_of_image: pd.Series, declared: set[str]
+) -> tuple[list[dict], list[dict]]:
     image_info = images.set_index("image_id")
     overlap, folds = [], []
     for subject, rows in assignment.groupby("subject_id", sort=True):
@@ -115,19 +122,35 @@ def _subject_overlap(images: pd.DataFrame, assignment: pd.DataFrame, split_of_im
         if len(subject_row) and pd.notna(subject_row.iloc[0]):
             main = subject_row.iloc[0]
         else:
-            core = [split_of_image[i] for i in rows["image_id"].dropna().unique()
-                    if i in image_info.index and not _subset_listed(image_info.loc[i], declared)]
+            core = [
+                split_of_image[i]
+                for i in rows["image_id"].dropna().unique()
+                if i in image_info.index and not _subset_listed(image_info.loc[i], declared)
+            ]
             main = pd.Series(core or list(rows["split"].dropna())).value_counts().index[0]
         cross_rows = rows[(rows["split"] != main) & rows["split"].notna()]
         cross_images = sorted(set(cross_rows["image_id"].dropna()))
         subsets = sorted({str(image_info.loc[i, "subset"]) for i in cross_images if i in image_info.index})
         is_declared = bool(cross_images) and all(
-            i in image_info.index and _subset_listed(image_info.loc[i], declared) for i in cross_images)
-        overlap.append({"subject_id": subject, "splits": splits, "subject_split": main,
-                        "cross_split_images": [{"image_id": i, "split": split_of_image.get(i),
-                                                "subset": str(image_info.loc[i, "subset"]) if i in image_info.index else None}
-                                               for i in cross_images],
-                        "cross_split_subsets": subsets, "declared": is_declared})
+            i in image_info.index and _subset_listed(image_info.loc[i], declared) for i in cross_images
+        )
+        overlap.append(
+            {
+                "subject_id": subject,
+                "splits": splits,
+                "subject_split": main,
+                "cross_split_images": [
+                    {
+                        "image_id": i,
+                        "split": split_of_image.get(i),
+                        "subset": str(image_info.loc[i, "subset"]) if i in image_info.index else None,
+                    }
+                    for i in cross_images
+                ],
+                "cross_split_subsets": subsets,
+                "declared": is_declared,
+            }
+        )
     return overlap, folds
 
 
@@ -135,8 +158,14 @@ def _pair_entry(a: str, b: str, subject_of: pd.Series, split_of: pd.Series, **ex
     a, b = sorted((a, b))
     splits = [split_of.get(a), split_of.get(b)]
     leak = (splits[0] in TRAINING and splits[1] in HELD_OUT) or (splits[1] in TRAINING and splits[0] in HELD_OUT)
-    return {"image_ids": [a, b], "subject_ids": [subject_of.get(a), subject_of.get(b)], "splits": splits,
-            **extra, "across_splits": splits[0] != splits[1], "leak": bool(leak)}
+    return {
+        "image_ids": [a, b],
+        "subject_ids": [subject_of.get(a), subject_of.get(b)],
+        "splits": splits,
+        **extra,
+        "across_splits": splits[0] != splits[1],
+        "leak": bool(leak),
+    }
 
 
 def _roi_key(roi: pd.Series, canonical: str) -> tuple | None:
@@ -162,30 +191,53 @@ def _label_conflicts(images: pd.DataFrame, rois: pd.DataFrame, hashes: pd.DataFr
         labelled = [i for i in sorted(members.index) if i in labels_of_image.index]
         sets = {i: labels_of_image[i] for i in labelled}
         if len(set(sets.values())) > 1:
-            conflicts.append({"kind": "image", "image_ids": labelled, "roi_ids": [],
-                              "labels": {i: list(v) for i, v in sets.items()}, "pixel_hash": digest})
+            conflicts.append(
+                {
+                    "kind": "image",
+                    "image_ids": labelled,
+                    "roi_ids": [],
+                    "labels": {i: list(v) for i, v in sets.items()},
+                    "pixel_hash": digest,
+                }
+            )
     keyed: dict[tuple, list[int]] = {}
     for index, roi in rois.iterrows():
         key = _roi_key(roi, canonical.get(roi["image_id"], f"id:{roi['image_id']}"))
         if key is not None:
             keyed.setdefault(key, []).append(index)
-    for key, members in keyed.items():
+    for members in keyed.values():
         if len(members) < 2:
             continue
         group = rois.loc[members]
         fine = group["fine_class"].dropna() if "fine_class" in group.columns else pd.Series(dtype=object)
         if group["label"].nunique() > 1 or fine.nunique() > 1:
-            conflicts.append({"kind": "roi", "image_ids": sorted(set(group["image_id"])),
-                              "roi_ids": sorted(group["roi_id"]),
-                              "labels": {r: lab for r, lab in zip(group["roi_id"], group["label"])},
-                              "fine_classes": {r: (None if pd.isna(f) else f) for r, f in
-                                               zip(group["roi_id"], group.get("fine_class", [None] * len(group)))}})
+            conflicts.append(
+                {
+                    "kind": "roi",
+                    "image_ids": sorted(set(group["image_id"])),
+                    "roi_ids": sorted(group["roi_id"]),
+                    "labels": {r: lab for r, lab in zip(group["roi_id"], group["label"])},
+                    "fine_classes": {
+                        r: (None if pd.isna(f) else f)
+                        for r, f in zip(group["roi_id"], group.get("fine_class", [None] * len(group)))
+                    },
+                }
+            )
     return conflicts
 
 
-def audit_corpus(images: pd.DataFrame, rois: pd.DataFrame, assignment: pd.DataFrame, *,
-                 declared_enrichment: list[str], hamming: int, hash_size: int, policy: str = "fail",
-                 hashes: pd.DataFrame | None = None, unreadable: list[dict] | None = None) -> dict:
+def audit_corpus(
+    images: pd.DataFrame,
+    rois: pd.DataFrame,
+    assignment: pd.DataFrame,
+    *,
+    declared_enrichment: list[str],
+    hamming: int,
+    hash_size: int,
+    policy: str = "fail",
+    hashes: pd.DataFrame | None = None,
+    unreadable: list[dict] | None = None,
+) -> dict:
     """The audit report (see module docstring) of `assignment` over the typed corpus tables.
 
     `hashes` (image_id -> pixel_hash, phash) may be given to skip reading
@@ -217,16 +269,18 @@ def audit_corpus(images: pd.DataFrame, rois: pd.DataFrame, assignment: pd.DataFr
                 continue
             near.append(_pair_entry(ids[i], ids[j], subject_of, split_of, method="perceptual", distance=distance))
     without = set(hashes.index[hashes["phash"].isna()])
-    declared_ids = set(images.loc[[_subset_listed(row, set(declared_enrichment)) for _, row in images.iterrows()],
-                                  "image_id"])
+    declared_ids = set(
+        images.loc[[_subset_listed(row, set(declared_enrichment)) for _, row in images.iterrows()], "image_id"]
+    )
     meta_columns = ("subject_id", "laterality", "view")
     if without and all(c in images.columns for c in meta_columns):
         keyed = images.dropna(subset=list(meta_columns))
         for key, group in keyed.groupby(list(meta_columns), sort=True):
             for a, b in combinations(sorted(group["image_id"]), 2):
                 if a in without or b in without:
-                    entry = _pair_entry(a, b, subject_of, split_of, method="metadata", distance=None,
-                                        key="|".join(str(k) for k in key))
+                    entry = _pair_entry(
+                        a, b, subject_of, split_of, method="metadata", distance=None, key="|".join(str(k) for k in key)
+                    )
                     # an image of a declared subset sharing the key is the declared
                     # second examination, not a copy: reported, judged by subject_overlap
                     entry["declared"] = bool(declared_ids & {a, b})
@@ -245,10 +299,16 @@ def audit_corpus(images: pd.DataFrame, rois: pd.DataFrame, assignment: pd.DataFr
     for name, entries in (("exact duplicate", exact), ("near duplicate", near)):
         for entry in entries:
             if entry["leak"]:
-                how = f" ({entry['method']}" + (f", distance {entry['distance']})" if entry.get("distance") is not None
-                                                 else ")") if "method" in entry else ""
-                violations.append(f"{name} images {entry['image_ids'][0]} ({entry['splits'][0]}) and "
-                                  f"{entry['image_ids'][1]} ({entry['splits'][1]}){how}")
+                how = (
+                    f" ({entry['method']}"
+                    + (f", distance {entry['distance']})" if entry.get("distance") is not None else ")")
+                    if "method" in entry
+                    else ""
+                )
+                violations.append(
+                    f"{name} images {entry['image_ids'][0]} ({entry['splits'][0]}) and "
+                    f"{entry['image_ids'][1]} ({entry['splits'][1]}){how}"
+                )
     summary = {
         "subjects_in_several_splits": len(overlap),
         "undeclared_subject_overlap": sum(not e["declared"] for e in overlap),
@@ -264,11 +324,22 @@ def audit_corpus(images: pd.DataFrame, rois: pd.DataFrame, assignment: pd.DataFr
         "images_unreadable": len(unreadable),
         "violations": len(violations),
     }
-    return {"policy": policy, "settings": {"declared_enrichment": list(declared_enrichment),
-                                            "near_duplicate_hamming": hamming, "hash_size": hash_size},
-            "summary": summary, "subject_overlap": overlap, "fold_overlap": fold_overlap,
-            "exact_duplicates": exact, "near_duplicates": near, "label_conflicts": conflicts,
-            "unreadable_images": unreadable, "violations": violations}
+    return {
+        "policy": policy,
+        "settings": {
+            "declared_enrichment": list(declared_enrichment),
+            "near_duplicate_hamming": hamming,
+            "hash_size": hash_size,
+        },
+        "summary": summary,
+        "subject_overlap": overlap,
+        "fold_overlap": fold_overlap,
+        "exact_duplicates": exact,
+        "near_duplicates": near,
+        "label_conflicts": conflicts,
+        "unreadable_images": unreadable,
+        "violations": violations,
+    }
 
 
 def audit_table(report: dict) -> pd.DataFrame:
@@ -279,41 +350,90 @@ def audit_table(report: dict) -> pd.DataFrame:
     """
     rows = []
     for entry in report["subject_overlap"]:
-        rows.append({"status": "declared" if entry["declared"] else "LEAK", "check": "subject_overlap",
-                     "items": entry["subject_id"], "splits": ",".join(entry["splits"]),
-                     "detail": f"subject split {entry['subject_split']}; other split images: "
-                               + ", ".join(f"{i['image_id']} ({i['split']}, {i['subset']})"
-                                           for i in entry["cross_split_images"])})
+        rows.append(
+            {
+                "status": "declared" if entry["declared"] else "LEAK",
+                "check": "subject_overlap",
+                "items": entry["subject_id"],
+                "splits": ",".join(entry["splits"]),
+                "detail": f"subject split {entry['subject_split']}; other split images: "
+                + ", ".join(f"{i['image_id']} ({i['split']}, {i['subset']})" for i in entry["cross_split_images"]),
+            }
+        )
     for entry in report["fold_overlap"]:
-        rows.append({"status": "LEAK", "check": "fold_overlap", "items": entry["subject_id"], "splits": "",
-                     "detail": "outer folds " + ",".join(str(f) for f in entry["outer_folds"])})
+        rows.append(
+            {
+                "status": "LEAK",
+                "check": "fold_overlap",
+                "items": entry["subject_id"],
+                "splits": "",
+                "detail": "outer folds " + ",".join(str(f) for f in entry["outer_folds"]),
+            }
+        )
     for check in ("exact_duplicates", "near_duplicates"):
         for entry in report[check]:
             detail = f"subjects {','.join(str(s) for s in entry['subject_ids'])}"
             if entry.get("method"):
                 detail += f"; {entry['method']}"
-                detail += f" distance {entry['distance']}" if entry.get("distance") is not None else f" key {entry['key']}"
-            rows.append({"status": "LEAK" if entry["leak"] else "reported", "check": check,
-                         "items": ",".join(entry["image_ids"]), "splits": ",".join(str(s) for s in entry["splits"]),
-                         "detail": detail})
+                detail += (
+                    f" distance {entry['distance']}" if entry.get("distance") is not None else f" key {entry['key']}"
+                )
+            rows.append(
+                {
+                    "status": "LEAK" if entry["leak"] else "reported",
+                    "check": check,
+                    "items": ",".join(entry["image_ids"]),
+                    "splits": ",".join(str(s) for s in entry["splits"]),
+                    "detail": detail,
+                }
+            )
     for entry in report["label_conflicts"]:
-        rows.append({"status": "reported", "check": "label_conflicts",
-                     "items": ",".join(entry["roi_ids"] or entry["image_ids"]), "splits": "",
-                     "detail": f"{entry['kind']}: " + ", ".join(f"{k}={v}" for k, v in entry["labels"].items())})
+        rows.append(
+            {
+                "status": "reported",
+                "check": "label_conflicts",
+                "items": ",".join(entry["roi_ids"] or entry["image_ids"]),
+                "splits": "",
+                "detail": f"{entry['kind']}: " + ", ".join(f"{k}={v}" for k, v in entry["labels"].items()),
+            }
+        )
     for entry in report["unreadable_images"]:
-        rows.append({"status": "reported", "check": "unreadable_images", "items": entry["image_id"], "splits": "",
-                     "detail": entry["problem"]})
+        rows.append(
+            {
+                "status": "reported",
+                "check": "unreadable_images",
+                "items": entry["image_id"],
+                "splits": "",
+                "detail": entry["problem"],
+            }
+        )
     findings = pd.DataFrame(rows, columns=["status", "check", "items", "splits", "detail"])
     counts = []
-    for check in ("subject_overlap", "fold_overlap", "exact_duplicates", "near_duplicates", "label_conflicts",
-                  "unreadable_images"):
+    for check in (
+        "subject_overlap",
+        "fold_overlap",
+        "exact_duplicates",
+        "near_duplicates",
+        "label_conflicts",
+        "unreadable_images",
+    ):
         part = findings[findings["check"] == check]
         leaks = int((part["status"] == "LEAK").sum())
-        counts.append({"status": "LEAK" if leaks else "count", "check": check, "items": str(len(part)), "splits": "",
-                       "detail": f"{leaks} leak(s) under policy {report['policy']}" if leaks else "no leak"})
+        counts.append(
+            {
+                "status": "LEAK" if leaks else "count",
+                "check": check,
+                "items": str(len(part)),
+                "splits": "",
+                "detail": f"{leaks} leak(s) under policy {report['policy']}" if leaks else "no leak",
+            }
+        )
     order = {"LEAK": 0, "declared": 1, "reported": 2}
-    findings = findings.assign(_order=findings["status"].map(order)).sort_values(
-        ["_order", "check", "items"], kind="stable").drop(columns="_order")
+    findings = (
+        findings.assign(_order=findings["status"].map(order))
+        .sort_values(["_order", "check", "items"], kind="stable")
+        .drop(columns="_order")
+    )
     return pd.concat([pd.DataFrame(counts), findings], ignore_index=True)
 
 

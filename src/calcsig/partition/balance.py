@@ -59,8 +59,9 @@ def _scope_rows(scope: str, cov: SubjectCovariates, group_of: pd.Series, group_n
     for column, name, kind in specs:
         values = frame[column].astype(str).to_numpy()
         levels = sorted(set(values))
-        table = np.array([[int(((values == lv) & (codes == g)).sum()) for g in range(len(group_names))]
-                          for lv in levels])
+        table = np.array(
+            [[int(((values == lv) & (codes == g)).sum()) for g in range(len(group_names))] for lv in levels]
+        )
         v, p = cramers_v(table)
         for li, level in enumerate(levels):
             x = (values == level).astype(float)[:, None]
@@ -80,16 +81,22 @@ def _scope_rows(scope: str, cov: SubjectCovariates, group_of: pd.Series, group_n
         sums = np.array([[x[codes == g].sum()] for g in range(len(group_names))])
         sq = np.array([[(x[codes == g] ** 2).sum()] for g in range(len(group_names))])
         smd = pairwise_smd(sums, sq, counts)[:, 0]
-        row = {"scope": scope, "covariate": name, "kind": "numeric", "level": "mean",
-               "n_total": int((~np.isnan(raw)).sum())}
+        row = {
+            "scope": scope,
+            "covariate": name,
+            "kind": "numeric",
+            "level": "mean",
+            "n_total": int((~np.isnan(raw)).sum()),
+        }
         for g, group in enumerate(group_names):
             in_g = codes == g
             row[f"n_{group}"] = int((in_g & ~np.isnan(raw)).sum())
             row[f"value_{group}"] = float(np.nanmean(raw[in_g])) if (in_g & ~np.isnan(raw)).any() else float("nan")
         for (g, h), d in zip(pairs, smd):
             row[f"smd_{group_names[g]}_vs_{group_names[h]}"] = float(d)
-        row.update(max_abs_smd=float(np.abs(smd).max()) if smd.size else 0.0,
-                   cramers_v=float("nan"), chi2_p=float("nan"))
+        row.update(
+            max_abs_smd=float(np.abs(smd).max()) if smd.size else 0.0, cramers_v=float("nan"), chi2_p=float("nan")
+        )
         rows.append(row)
     return rows
 
@@ -112,8 +119,10 @@ def balance_report(cov: SubjectCovariates, split_of: pd.Series, fold_of: pd.Seri
     table = pd.DataFrame(rows)
     table["is_worst"] = False
     summary: dict = {"scopes": {}}
-    for scope, groups, assign in (("split", split_names, split_of),
-                                  ("outer_fold", fold_names, fold_of.map(lambda f: f"fold_{int(f)}"))):
+    for scope, groups, assign in (
+        ("split", split_names, split_of),
+        ("outer_fold", fold_names, fold_of.map(lambda f: f"fold_{int(f)}")),
+    ):
         part = table[(table["scope"] == scope) & (table["kind"] != "stratum")]
         entry: dict = {"groups": groups, "n_subjects": {g: int((assign == g).sum()) for g in groups}}
         if not part.empty:
@@ -122,21 +131,32 @@ def balance_report(cov: SubjectCovariates, split_of: pd.Series, fold_of: pd.Seri
             worst = table.loc[worst_index]
             smd_columns = [c for c in table.columns if c.startswith("smd_") and not pd.isna(worst[c])]
             pair = max(smd_columns, key=lambda c: abs(worst[c]))
-            entry.update(worst_abs_smd=float(worst["max_abs_smd"]), worst_covariate=worst["covariate"],
-                         worst_level=worst["level"], worst_pair=pair[len("smd_"):].split("_vs_"))
+            entry.update(
+                worst_abs_smd=float(worst["max_abs_smd"]),
+                worst_covariate=worst["covariate"],
+                worst_level=worst["level"],
+                worst_pair=pair[len("smd_") :].split("_vs_"),
+            )
         else:
             entry.update(worst_abs_smd=0.0, worst_covariate=None, worst_level=None, worst_pair=None)
         strata = cov.frame.loc[assign.index, "stratum"]
         corpus = strata.value_counts(normalize=True)
-        proportions = {g: strata[assign == g].value_counts(normalize=True).reindex(corpus.index, fill_value=0.0)
-                       for g in groups}
+        proportions = {
+            g: strata[assign == g].value_counts(normalize=True).reindex(corpus.index, fill_value=0.0) for g in groups
+        }
         entry["label_proportions"] = {g: {k: float(v) for k, v in p.items()} for g, p in proportions.items()}
         entry["label_proportions"]["corpus"] = {k: float(v) for k, v in corpus.items()}
-        entry["label_max_deviation_pp"] = float(max((100 * (p - corpus).abs().max() for p in proportions.values()),
-                                                    default=0.0))
+        entry["label_max_deviation_pp"] = float(
+            max((100 * (p - corpus).abs().max() for p in proportions.values()), default=0.0)
+        )
         summary["scopes"][scope] = entry
-    summary["covariates"] = {"categorical": cov.categorical, "numeric": cov.numeric, "skipped": cov.skipped,
-                             "missing_subjects": cov.missing_counts, "pooled_into_other": cov.pooled}
+    summary["covariates"] = {
+        "categorical": cov.categorical,
+        "numeric": cov.numeric,
+        "skipped": cov.skipped,
+        "missing_subjects": cov.missing_counts,
+        "pooled_into_other": cov.pooled,
+    }
     summary["worst_abs_smd"] = max(e["worst_abs_smd"] for e in summary["scopes"].values())
     return table, summary
 

@@ -92,8 +92,9 @@ def subject_strata(images: pd.DataFrame, rois: pd.DataFrame, index: pd.Index, st
     return strata
 
 
-def _categorical_from_tables(name: str, images: pd.DataFrame, subjects: pd.DataFrame | None,
-                             index: pd.Index) -> pd.Series | None:
+def _categorical_from_tables(
+    name: str, images: pd.DataFrame, subjects: pd.DataFrame | None, index: pd.Index
+) -> pd.Series | None:
     from_subjects = None
     if subjects is not None and name in subjects.columns:
         from_subjects = subjects.set_index("subject_id")[name].reindex(index)
@@ -109,8 +110,9 @@ def _categorical_from_tables(name: str, images: pd.DataFrame, subjects: pd.DataF
     return from_subjects.where(from_subjects.notna(), from_images)
 
 
-def _numeric_from_tables(name: str, images: pd.DataFrame, subjects: pd.DataFrame | None,
-                         index: pd.Index) -> pd.Series | None:
+def _numeric_from_tables(
+    name: str, images: pd.DataFrame, subjects: pd.DataFrame | None, index: pd.Index
+) -> pd.Series | None:
     parts = []
     if subjects is not None and name in subjects.columns:
         parts.append(pd.to_numeric(subjects.set_index("subject_id")[name], errors="coerce").reindex(index))
@@ -175,10 +177,18 @@ def _pool_rare(values: pd.Series, min_level_subjects: int) -> tuple[pd.Series, l
     return values.where(~values.isin(rare), OTHER), rare
 
 
-def subject_covariates(images: pd.DataFrame, rois: pd.DataFrame, subjects: pd.DataFrame | None, *,
-                       covariates: list[str], numeric_covariates: list[str], morphology: list[str],
-                       age_bins: list[float], stratify_by: str = "label",
-                       min_level_subjects: int = 12) -> SubjectCovariates:
+def subject_covariates(
+    images: pd.DataFrame,
+    rois: pd.DataFrame,
+    subjects: pd.DataFrame | None,
+    *,
+    covariates: list[str],
+    numeric_covariates: list[str],
+    morphology: list[str],
+    age_bins: list[float],
+    stratify_by: str = "label",
+    min_level_subjects: int = 12,
+) -> SubjectCovariates:
     """Build the per-subject table from the typed corpus tables (see module docstring).
 
     `covariates` are categorical names (``age_band`` is derived from age);

@@ -49,11 +49,13 @@ def pixel_hash(pixels: np.ndarray) -> str:
 
 def _area_resize(image: np.ndarray, size: int) -> np.ndarray:
     """Mean of the source pixels falling in each of size x size output cells (exact area weights)."""
+
     def weights(n: int) -> np.ndarray:
         edges = np.linspace(0.0, n, size + 1)
         left = np.arange(n)
-        overlap = np.clip(np.minimum(edges[1:, None], left[None, :] + 1) - np.maximum(edges[:-1, None], left[None, :]),
-                          0.0, None)
+        overlap = np.clip(
+            np.minimum(edges[1:, None], left[None, :] + 1) - np.maximum(edges[:-1, None], left[None, :]), 0.0, None
+        )
         return overlap / overlap.sum(axis=1, keepdims=True)
 
     rows, cols = image.shape
@@ -89,7 +91,7 @@ def hamming_matrix(hashes: np.ndarray, max_distance: int, chunk: int = 512) -> l
     hashes = np.asarray(hashes, dtype=np.uint8)
     found: list[tuple[int, int, int]] = []
     for start in range(0, len(hashes), chunk):
-        block = hashes[start:start + chunk]
+        block = hashes[start : start + chunk]
         distance = np.bitwise_count(block[:, None, :] ^ hashes[None, :, :]).sum(axis=2)
         rows, cols = np.nonzero(distance <= max_distance)
         for i, j in zip(rows + start, cols):

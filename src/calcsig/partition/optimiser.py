@@ -211,9 +211,18 @@ def _search(X, X2, codes, groups, free, counts, sums, sqsums, rng, max_iter, pat
     return best_groups, best
 
 
-def optimise_groups(strata, X: np.ndarray, fractions, *, seed, n_restarts: int = 10,
-                    max_iter: int = 1500, patience: int = 300, temperature: float = 0.02,
-                    fixed=None) -> Assignment:
+def optimise_groups(
+    strata,
+    X: np.ndarray,
+    fractions,
+    *,
+    seed,
+    n_restarts: int = 10,
+    max_iter: int = 1500,
+    patience: int = 300,
+    temperature: float = 0.02,
+    fixed=None,
+) -> Assignment:
     """Assign each subject (row of `X`) to one of len(`fractions`) groups.
 
     strata: label stratum per subject (any hashable values); X: (n, L) balanced
@@ -239,8 +248,7 @@ def optimise_groups(strata, X: np.ndarray, fractions, *, seed, n_restarts: int =
     for _ in range(max(1, n_restarts)):
         groups = _initial(codes, targets, fixed, rng)
         sums, sqsums, counts = _moments(X, groups, n_groups)
-        groups, score = _search(X, X2, codes, groups, free, counts, sums, sqsums, rng, max_iter, patience,
-                                temperature)
+        groups, score = _search(X, X2, codes, groups, free, counts, sums, sqsums, rng, max_iter, patience, temperature)
         if score < best_score - 1e-12:
             best_groups, best_score = groups.copy(), score
     sums, sqsums, counts = _moments(X, best_groups, n_groups)

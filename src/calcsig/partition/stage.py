@@ -42,7 +42,7 @@ from ..paths import SCHEMA_DIR, atomic_path
 from ..tables import read_table
 from .audit import audit_corpus, enforce_policy, write_audit
 from .balance import balance_report, write_balance
-from .covariates import subject_covariates, design_matrix
+from .covariates import design_matrix, subject_covariates
 from .optimiser import optimise_groups
 
 SPLITS = ("train", "dev", "eval")
@@ -67,15 +67,22 @@ def partition_params(params: dict | None) -> dict:
     filled = fill_defaults(params or {}, schema)
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(filled), key=lambda e: e.message)
     if errors:
-        raise ConfigError("\n".join(
-            f"config key '{'.'.join(['partition', *(str(p) for p in e.absolute_path)])}': {e.message}"
-            for e in errors))
+        raise ConfigError(
+            "\n".join(
+                f"config key '{'.'.join(['partition', *(str(p) for p in e.absolute_path)])}': {e.message}"
+                for e in errors
+            )
+        )
     return filled
 
 
 def _search_params(params: dict) -> dict:
-    return dict(n_restarts=params["n_restarts"], max_iter=params["max_iterations"], patience=params["patience"],
-                temperature=params["temperature"])
+    return dict(
+        n_restarts=params["n_restarts"],
+        max_iter=params["max_iterations"],
+        patience=params["patience"],
+        temperature=params["temperature"],
+    )
 
 
 def in_subsets(images: pd.DataFrame, subsets: list[str]) -> pd.Series:
@@ -91,8 +98,10 @@ def in_external(images: pd.DataFrame, external: dict | None) -> pd.Series:
         return pd.Series(False, index=images.index)
     column = external["column"]
     if column not in images.columns:
-        raise PartitionError(f"partition.external.column {column!r} is not a column of images.tsv "
-                             f"(has {', '.join(map(str, images.columns))})")
+        raise PartitionError(
+            f"partition.external.column {column!r} is not a column of images.tsv "
+            f"(has {', '.join(map(str, images.columns))})"
+        )
     # compare as text: values in the config are strings, a site column may be read as numbers
     return images[column].astype(str).isin({str(v) for v in external["values"]})
 
@@ -113,8 +122,11 @@ def _read_split_file(path: str | Path) -> pd.Series:
     missing = [c for c in ("subject_id", "split") if c not in frame.columns]
     if missing:
         raise PartitionError(f"{path}: missing column(s) {', '.join(missing)}")
-    bad = [f"row {i + 2} (subject_id={s}): split {v!r} is not one of train, dev, eval, test"
-           for i, (s, v) in enumerate(zip(frame["subject_id"], frame["split"])) if v not in GIVEN_TO_SPLIT]
+    bad = [
+        f"row {i + 2} (subject_id={s}): split {v!r} is not one of train, dev, eval, test"
+        for i, (s, v) in enumerate(zip(frame["subject_id"], frame["split"]))
+        if v not in GIVEN_TO_SPLIT
+    ]
     duplicated = frame["subject_id"][frame["subject_id"].duplicated()].unique()
     bad += [f"subject_id {s} is listed more than once" for s in duplicated]
     if bad:
@@ -122,8 +134,9 @@ def _read_split_file(path: str | Path) -> pd.Series:
     return frame.set_index("subject_id")["split"].map(GIVEN_TO_SPLIT)
 
 
-def assign_subjects(cov, images: pd.DataFrame, params: dict, seed: int,
-                    given_subject_split: pd.Series | None = None) -> pd.Series:
+def assign_subjects(
+    cov, images: pd.DataFrame, params: dict, seed: int, given_subject_split: pd.Series | None = None
+) -> pd.Series:
     """Split per subject (index of cov.frame): train/dev/eval.
 
     Subjects with only enrichment images are pinned to train. With a given split
@@ -147,15 +160,19 @@ def assign_subjects(cov, images: pd.DataFrame, params: dict, seed: int,
     given = given.where(~(pd.Series(enrichment_only, index=subjects) & given.isna()), "train")
     if given.isna().any():
         missing = list(given.index[given.isna()])
-        raise PartitionError(f"the given split does not cover {len(missing)} subject(s): "
-                             + ", ".join(missing[:50]) + (" ..." if len(missing) > 50 else ""))
+        raise PartitionError(
+            f"the given split does not cover {len(missing)} subject(s): "
+            + ", ".join(missing[:50])
+            + (" ..." if len(missing) > 50 else "")
+        )
     split = given.astype(object).copy()
     if not (given == "dev").any():
         pool = np.flatnonzero((given == "train").to_numpy())
         if pool.size:
             fixed = np.where(enrichment_only[pool], 0, -1)
-            result = optimise_groups(strata[pool], X[pool], fractions[:2], seed=np.random.SeedSequence([seed, 0]),
-                                     fixed=fixed, **search)
+            result = optimise_groups(
+                strata[pool], X[pool], fractions[:2], seed=np.random.SeedSequence([seed, 0]), fixed=fixed, **search
+            )
             split.iloc[pool] = np.array(SPLITS[:2], dtype=object)[result.groups]
     return split.rename("split")
 
@@ -169,13 +186,24 @@ def assign_folds(cov, subjects_in_folds: pd.Index, params: dict, seed: int) -> p
     k = params["outer_folds"]
     if len(rows) < k:
         raise PartitionError(f"{len(rows)} train+dev subject(s) cannot fill {k} outer folds")
-    result = optimise_groups(cov.frame["stratum"].to_numpy()[rows], X[rows], np.ones(k),
-                             seed=np.random.SeedSequence([seed, 1]), **_search_params(params))
+    result = optimise_groups(
+        cov.frame["stratum"].to_numpy()[rows],
+        X[rows],
+        np.ones(k),
+        seed=np.random.SeedSequence([seed, 1]),
+        **_search_params(params),
+    )
     return pd.Series(result.groups + 1, index=subjects_in_folds, name="outer_fold")
 
 
-def build_assignment(images: pd.DataFrame, rois: pd.DataFrame, subject_split: pd.Series, fold: pd.Series,
-                     params: dict, image_given: pd.Series | None = None) -> pd.DataFrame:
+def build_assignment(
+    images: pd.DataFrame,
+    rois: pd.DataFrame,
+    subject_split: pd.Series,
+    fold: pd.Series,
+    params: dict,
+    image_given: pd.Series | None = None,
+) -> pd.DataFrame:
     """The assignment table from subject splits and folds (rules in the module docstring).
 
     image_given: image_id -> train/dev/eval from the source, or None.
@@ -191,25 +219,47 @@ def build_assignment(images: pd.DataFrame, rois: pd.DataFrame, subject_split: pd
     image_split = np.where(enrich, "train", image_split)
     # an external image is held out whatever its subset or given split says
     image_split = np.where(in_external(images, params.get("external")).to_numpy(), EXTERNAL, image_split)
-    image_rows = pd.DataFrame({"level": "image", "subject_id": images["subject_id"].to_numpy(),
-                               "image_id": images["image_id"].to_numpy(), "roi_id": None, "split": image_split})
+    image_rows = pd.DataFrame(
+        {
+            "level": "image",
+            "subject_id": images["subject_id"].to_numpy(),
+            "image_id": images["image_id"].to_numpy(),
+            "roi_id": None,
+            "split": image_split,
+        }
+    )
     split_of_image = image_rows.set_index("image_id")["split"]
-    roi_rows = pd.DataFrame({"level": "roi", "subject_id": rois["image_id"].map(images.set_index("image_id")["subject_id"]),
-                             "image_id": rois["image_id"], "roi_id": rois["roi_id"],
-                             "split": rois["image_id"].map(split_of_image)})
-    subject_rows = pd.DataFrame({"level": "subject", "subject_id": subject_split.index, "image_id": None,
-                                 "roi_id": None, "split": subject_split.to_numpy()})
+    roi_rows = pd.DataFrame(
+        {
+            "level": "roi",
+            "subject_id": rois["image_id"].map(images.set_index("image_id")["subject_id"]),
+            "image_id": rois["image_id"],
+            "roi_id": rois["roi_id"],
+            "split": rois["image_id"].map(split_of_image),
+        }
+    )
+    subject_rows = pd.DataFrame(
+        {
+            "level": "subject",
+            "subject_id": subject_split.index,
+            "image_id": None,
+            "roi_id": None,
+            "split": subject_split.to_numpy(),
+        }
+    )
     table = pd.concat([subject_rows, image_rows, roi_rows], ignore_index=True)
     fold_of = table["subject_id"].map(fold)
     table["outer_fold"] = fold_of.where(table["split"].isin(["train", "dev"])).astype("Int64")
     order = {"subject": 0, "image": 1, "roi": 2}
     table = table.assign(_level=table["level"].map(order)).sort_values(
-        ["subject_id", "_level", "image_id", "roi_id"], na_position="first", kind="stable")
+        ["subject_id", "_level", "image_id", "roi_id"], na_position="first", kind="stable"
+    )
     return table.drop(columns="_level")[ASSIGNMENT_COLUMNS].reset_index(drop=True)
 
 
-def partition_tables(images: pd.DataFrame, rois: pd.DataFrame, subjects: pd.DataFrame | None, params: dict,
-                     seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def partition_tables(
+    images: pd.DataFrame, rois: pd.DataFrame, subjects: pd.DataFrame | None, params: dict, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Assignment table, balance table and balance summary from typed corpus tables."""
     params = partition_params(params)
     all_images, all_rois = images, rois
@@ -224,10 +274,17 @@ def partition_tables(images: pd.DataFrame, rois: pd.DataFrame, subjects: pd.Data
             # drop only the external-only subjects: a listed subject without images stays as before
             gone = set(all_images.loc[external, "subject_id"]) - set(images["subject_id"])
             subjects = subjects.loc[~subjects["subject_id"].isin(gone)]
-    cov = subject_covariates(images, rois, subjects, covariates=params["covariates"],
-                             numeric_covariates=params["numeric_covariates"], morphology=params["morphology"],
-                             age_bins=params["age_bins"], stratify_by=params["stratify_by"],
-                             min_level_subjects=params["min_level_subjects"])
+    cov = subject_covariates(
+        images,
+        rois,
+        subjects,
+        covariates=params["covariates"],
+        numeric_covariates=params["numeric_covariates"],
+        morphology=params["morphology"],
+        age_bins=params["age_bins"],
+        stratify_by=params["stratify_by"],
+        min_level_subjects=params["min_level_subjects"],
+    )
     given_subject, image_given = None, None
     enrich = in_subsets(images, params["enrichment_subsets"])
     if params["split_file"]:
@@ -235,20 +292,25 @@ def partition_tables(images: pd.DataFrame, rois: pd.DataFrame, subjects: pd.Data
         # external-only subjects may be listed; their split comes from partition.external
         unknown = sorted(set(given_subject.index) - set(cov.frame.index) - set(all_images.loc[external, "subject_id"]))
         if unknown:
-            raise PartitionError(f"{params['split_file']}: {len(unknown)} subject(s) not in the corpus: "
-                                 + ", ".join(unknown[:50]))
+            raise PartitionError(
+                f"{params['split_file']}: {len(unknown)} subject(s) not in the corpus: " + ", ".join(unknown[:50])
+            )
     elif params["use_given_split"]:
         if "given_split" not in images.columns:
             raise PartitionError("partition.use_given_split is true but images.tsv has no given_split column")
         image_given = images.set_index("image_id")["given_split"].map(GIVEN_TO_SPLIT)
         core = images.loc[~enrich]
-        given_subject = _subject_given_split(image_given.loc[core["image_id"]].set_axis(core.index),
-                                             images["subject_id"], cov.frame.index)
+        given_subject = _subject_given_split(
+            image_given.loc[core["image_id"]].set_axis(core.index), images["subject_id"], cov.frame.index
+        )
     subject_split = assign_subjects(cov, images, params, seed, given_subject)
-    has_train_rows = set(subject_split.index[subject_split.isin(["train", "dev"])]) | set(images.loc[enrich, "subject_id"])
+    has_train_rows = set(subject_split.index[subject_split.isin(["train", "dev"])]) | set(
+        images.loc[enrich, "subject_id"]
+    )
     if image_given is not None:
-        has_train_rows |= set(images.loc[images["image_id"].map(image_given).isin(["train", "dev"]).to_numpy(),
-                                         "subject_id"])
+        has_train_rows |= set(
+            images.loc[images["image_id"].map(image_given).isin(["train", "dev"]).to_numpy(), "subject_id"]
+        )
     fold = assign_folds(cov, pd.Index([s for s in cov.frame.index if s in has_train_rows]), params, seed)
     external_only = sorted(set(all_images.loc[external, "subject_id"]) - set(subject_split.index))
     full_split = pd.concat([subject_split, pd.Series(EXTERNAL, index=pd.Index(external_only), dtype=object)])
@@ -256,14 +318,18 @@ def partition_tables(images: pd.DataFrame, rois: pd.DataFrame, subjects: pd.Data
     main_folds = fold.loc[[s for s in fold.index if subject_split[s] in ("train", "dev")]]
     table, summary = balance_report(cov, subject_split, main_folds)
     summary["seed"] = int(seed)
-    summary["mode"] = "split_file" if params["split_file"] else ("given_split" if params["use_given_split"] else "optimised")
+    summary["mode"] = (
+        "split_file" if params["split_file"] else ("given_split" if params["use_given_split"] else "optimised")
+    )
     if params["external"]:
         ext_images = all_images.loc[external]
-        summary["external"] = {"column": params["external"]["column"],
-                               "values": [str(v) for v in params["external"]["values"]],
-                               "n_images": int(len(ext_images)),
-                               "n_subjects": int(ext_images["subject_id"].nunique()),
-                               "n_subjects_external_only": len(external_only)}
+        summary["external"] = {
+            "column": params["external"]["column"],
+            "values": [str(v) for v in params["external"]["values"]],
+            "n_images": int(len(ext_images)),
+            "n_subjects": int(ext_images["subject_id"].nunique()),
+            "n_subjects_external_only": len(external_only),
+        }
     return assignment, table, summary
 
 
@@ -284,8 +350,9 @@ def read_assignment(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def run_partition(images_tsv, rois_tsv, subjects_tsv, params: dict, seed: int, out_assignment,
-                  out_balance_tsv, out_balance_json) -> dict:
+def run_partition(
+    images_tsv, rois_tsv, subjects_tsv, params: dict, seed: int, out_assignment, out_balance_tsv, out_balance_json
+) -> dict:
     """Partition stage: read the corpus tables, split by subject, write assignment and balance.
 
     subjects_tsv may be None (subjects are then those of images.tsv). Returns
@@ -311,9 +378,15 @@ def run_audit(images_tsv, rois_tsv, assignment_tsv, params: dict, out_json, out_
     images = read_table(images_tsv, "images")
     rois = read_table(rois_tsv, "rois")
     assignment = read_assignment(assignment_tsv)
-    report = audit_corpus(images, rois, assignment, declared_enrichment=params["declared_enrichment"],
-                          hamming=params["near_duplicate_hamming"], hash_size=params["hash_size"],
-                          policy=params["audit_policy"])
+    report = audit_corpus(
+        images,
+        rois,
+        assignment,
+        declared_enrichment=params["declared_enrichment"],
+        hamming=params["near_duplicate_hamming"],
+        hash_size=params["hash_size"],
+        policy=params["audit_policy"],
+    )
     write_audit(report, out_json, out_table)
     enforce_policy(report, str(out_json))
     return report

@@ -24,8 +24,9 @@ def _block_mean(image: np.ndarray, factor: int) -> np.ndarray:
     return padded.reshape(padded.shape[0] // factor, factor, padded.shape[1] // factor, factor).mean(axis=(1, 3))
 
 
-def breast_mask(image: np.ndarray, pixel_spacing_mm: float, skin_margin_mm: float = 1.0,
-                border_margin_mm: float = 2.0) -> np.ndarray:
+def breast_mask(
+    image: np.ndarray, pixel_spacing_mm: float, skin_margin_mm: float = 1.0, border_margin_mm: float = 2.0
+) -> np.ndarray:
     """Boolean mask of the breast, with the skin line and image border excluded.
 
     Parameters

@@ -16,13 +16,28 @@ from calcsig.segment.breast import breast_mask
 from calcsig.segment.hdog import HDoGResult, hdog_detect
 
 FEATURE_NAMES = (
-    "area_mm2", "equivalent_diameter_mm", "elongation", "boundary_fraction",
-    "dog_snr", "scale_mm", "contrast_snr", "peak_snr", "contrast_to_local_std",
-    "local_std_snr", "neighbours_in_context",
+    "area_mm2",
+    "equivalent_diameter_mm",
+    "elongation",
+    "boundary_fraction",
+    "dog_snr",
+    "scale_mm",
+    "contrast_snr",
+    "peak_snr",
+    "contrast_to_local_std",
+    "local_std_snr",
+    "neighbours_in_context",
 )
 
-HDOG_KEYS = ("sigma_min_mm", "sigma_max_mm", "sigma_ratio", "h_thr", "threshold_mode",
-             "threshold_abs", "threshold_noise")
+HDOG_KEYS = (
+    "sigma_min_mm",
+    "sigma_max_mm",
+    "sigma_ratio",
+    "h_thr",
+    "threshold_mode",
+    "threshold_abs",
+    "threshold_noise",
+)
 
 
 @dataclass
@@ -77,9 +92,14 @@ def _box_sums(values: np.ndarray, centres: np.ndarray, half: int) -> tuple[np.nd
     return total, ((y1 - y0) * (x1 - x0)).astype(np.float64)
 
 
-def candidate_features(image_unit: np.ndarray, labels: np.ndarray, hdog: HDoGResult,
-                       pixel_spacing_mm: float, background_mm: float = 1.0,
-                       context_radius_mm: float = 5.0) -> np.ndarray:
+def candidate_features(
+    image_unit: np.ndarray,
+    labels: np.ndarray,
+    hdog: HDoGResult,
+    pixel_spacing_mm: float,
+    background_mm: float = 1.0,
+    context_radius_mm: float = 5.0,
+) -> np.ndarray:
     """Per-object features (rows in label order, columns `FEATURE_NAMES`).
 
     image_unit : image scaled to [0, 1] (as the detector saw it).
@@ -113,13 +133,13 @@ def candidate_features(image_unit: np.ndarray, labels: np.ndarray, hdog: HDoGRes
     # Object pixels outside the box (large objects) would make counts negative.
     bg_n = np.maximum(box_n - area, 1.0)
     bg_mean = np.clip(box_sum - sum_in, 0, None) / bg_n
-    bg_var = np.maximum(np.clip(box_sumsq - sumsq_in, 0, None) / bg_n - bg_mean ** 2, 0)
+    bg_var = np.maximum(np.clip(box_sumsq - sumsq_in, 0, None) / bg_n - bg_mean**2, 0)
     bg_std = np.sqrt(bg_var)
     contrast = mean_in - bg_mean
     tree = cKDTree(centroid * pixel_spacing_mm)
     neighbours = np.array([len(p) - 1 for p in tree.query_ball_point(centroid * pixel_spacing_mm, context_radius_mm)])
     columns = {
-        "area_mm2": area * pixel_spacing_mm ** 2,
+        "area_mm2": area * pixel_spacing_mm**2,
         "equivalent_diameter_mm": 2 * np.sqrt(area / np.pi) * pixel_spacing_mm,
         "elongation": major / minor,
         "boundary_fraction": boundary / area,
@@ -134,13 +154,12 @@ def candidate_features(image_unit: np.ndarray, labels: np.ndarray, hdog: HDoGRes
     return np.stack([columns[name] for name in FEATURE_NAMES], axis=1)
 
 
-def _filter_by_area(hdog: HDoGResult, pixel_spacing_mm: float, min_area_mm2: float,
-                    max_area_mm2: float) -> HDoGResult:
+def _filter_by_area(hdog: HDoGResult, pixel_spacing_mm: float, min_area_mm2: float, max_area_mm2: float) -> HDoGResult:
     """Drop objects outside [min_area_mm2, max_area_mm2] (max <= 0: no upper limit); relabel 1..n."""
     n = int(hdog.labels.max())
     if n == 0:
         return hdog
-    area_mm2 = np.bincount(hdog.labels.ravel(), minlength=n + 1)[1:] * pixel_spacing_mm ** 2
+    area_mm2 = np.bincount(hdog.labels.ravel(), minlength=n + 1)[1:] * pixel_spacing_mm**2
     keep = area_mm2 >= min_area_mm2
     if max_area_mm2 > 0:
         keep &= area_mm2 <= max_area_mm2
@@ -151,8 +170,9 @@ def _filter_by_area(hdog: HDoGResult, pixel_spacing_mm: float, min_area_mm2: flo
     return HDoGResult(lut[hdog.labels], hdog.dog_response[keep], hdog.scale_px[keep], hdog.noise, hdog.threshold)
 
 
-def detect_candidates(image: np.ndarray, pixel_spacing_mm: float, params: dict,
-                      with_features: bool = False) -> Candidates:
+def detect_candidates(
+    image: np.ndarray, pixel_spacing_mm: float, params: dict, with_features: bool = False
+) -> Candidates:
     """Breast region, HDoG objects and (optionally) their features, for one image.
 
     `params` is the `segment` config section (mm units; defaults from
@@ -170,6 +190,7 @@ def detect_candidates(image: np.ndarray, pixel_spacing_mm: float, params: dict,
     if with_features:
         lo, hi = float(image.min()), float(image.max())
         unit = (image.astype(np.float32) - np.float32(lo)) * np.float32(1.0 / (hi - lo) if hi > lo else 0.0)
-        features = candidate_features(unit, hdog.labels, hdog, pixel_spacing_mm,
-                                      p["background_mm"], p["context_radius_mm"])
+        features = candidate_features(
+            unit, hdog.labels, hdog, pixel_spacing_mm, p["background_mm"], p["context_radius_mm"]
+        )
     return Candidates(hdog.labels, breast, hdog, centroid, area, features)

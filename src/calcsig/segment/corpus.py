@@ -22,8 +22,7 @@ def _image_splits(assignment_tsv) -> pd.Series:
     return images.set_index("image_id")["split"]
 
 
-def train_selector_on_split(images_tsv, rois_tsv, assignment_tsv, params: dict, out_model,
-                            split: str = "train") -> int:
+def train_selector_on_split(images_tsv, rois_tsv, assignment_tsv, params: dict, out_model, split: str = "train") -> int:
     """Train the candidate selector on the images of `split` that carry truth; save it.
 
     Truth is per-calcification masks (`truth_mask_path`), else calcification
@@ -47,11 +46,13 @@ def train_selector_on_split(images_tsv, rois_tsv, assignment_tsv, params: dict, 
         raise CalcsigError(
             f"{images_tsv}: no {split}-split image carries calcification truth (truth_mask_path, "
             "calcification circles or normal films), so the candidate selector cannot be trained; "
-            "set segment.use_selector: false for plain HDoG output")
+            "set segment.use_selector: false for plain HDoG output"
+        )
     train_selector_files(
         list(used["path"]),
         [t if isinstance(t, str) and t else None for t in truth[used.index]],
-        params, out_model,
+        params,
+        out_model,
         circles=[circles.get(i) for i in used["image_id"]],
         normal=list(normal[used.index]),
         pixel_spacings_mm=list(used["pixel_spacing_mm"]),
@@ -59,8 +60,17 @@ def train_selector_on_split(images_tsv, rois_tsv, assignment_tsv, params: dict, 
     return len(used)
 
 
-def evaluate_held_out(images_tsv, rois_tsv, assignment_tsv, segment_dir, params: dict, out_json,
-                      out_froc_png, out_gallery_png, with_selector: bool) -> dict:
+def evaluate_held_out(
+    images_tsv,
+    rois_tsv,
+    assignment_tsv,
+    segment_dir,
+    params: dict,
+    out_json,
+    out_froc_png,
+    out_gallery_png,
+    with_selector: bool,
+) -> dict:
     """Evaluate segmentation on the images outside the train split (dev and eval).
 
     With the selector, `plain_hdog` reports the same candidates ranked by DoG
@@ -69,6 +79,14 @@ def evaluate_held_out(images_tsv, rois_tsv, assignment_tsv, segment_dir, params:
     splits = _image_splits(assignment_tsv)
     held_out = sorted(splits.index[splits != "train"])
     metrics = evaluate_segmentation_files(
-        images_tsv, rois_tsv, Path(segment_dir), params, out_json, out_froc_png, out_gallery_png,
-        image_ids=held_out, plain_hdog_from_scores=with_selector)
+        images_tsv,
+        rois_tsv,
+        Path(segment_dir),
+        params,
+        out_json,
+        out_froc_png,
+        out_gallery_png,
+        image_ids=held_out,
+        plain_hdog_from_scores=with_selector,
+    )
     return metrics

@@ -35,8 +35,9 @@ def overlap_iou(pred: np.ndarray, truth: np.ndarray) -> dict[tuple[int, int], fl
     return out
 
 
-def candidate_pairs(pred: np.ndarray, truth: np.ndarray, pixel_spacing_mm: float,
-                    distance_mm: float = 0.35, iou_min: float = 0.3) -> list[tuple[int, int, float, float]]:
+def candidate_pairs(
+    pred: np.ndarray, truth: np.ndarray, pixel_spacing_mm: float, distance_mm: float = 0.35, iou_min: float = 0.3
+) -> list[tuple[int, int, float, float]]:
     """Eligible (pred label, truth label, centroid distance mm, IoU) pairs under the matching rule."""
     _, pc, _ = object_geometry(pred)
     _, tc, _ = object_geometry(truth)
@@ -85,9 +86,11 @@ class FROC:
     def corners(self) -> dict:
         """The staircase's corners (points where sensitivity rises), for JSON."""
         rise = np.r_[True, self.sensitivity[1:] > self.sensitivity[:-1]]
-        return {"fp_per_cm2": [float(v) for v in self.fp_per_cm2[rise]],
-                "sensitivity": [float(v) for v in self.sensitivity[rise]],
-                "threshold": [float(v) if np.isfinite(v) else None for v in self.thresholds[rise]]}
+        return {
+            "fp_per_cm2": [float(v) for v in self.fp_per_cm2[rise]],
+            "sensitivity": [float(v) for v in self.sensitivity[rise]],
+            "threshold": [float(v) if np.isfinite(v) else None for v in self.thresholds[rise]],
+        }
 
     def sensitivity_at(self, fp_per_cm2: float) -> float:
         """Highest sensitivity reached with at most `fp_per_cm2` false positives per cm2."""
@@ -181,9 +184,14 @@ class ImageEval:
     keep: np.ndarray | None = None
 
 
-def evaluate_images(images: list[ImageEval], distance_mm: float = 0.35, iou_min: float = 0.3,
-                    fp_rate: float = 0.4, cluster_min_objects: int = 3,
-                    cluster_diameter_mm: float = 10.0) -> tuple[dict, FROC | None]:
+def evaluate_images(
+    images: list[ImageEval],
+    distance_mm: float = 0.35,
+    iou_min: float = 0.3,
+    fp_rate: float = 0.4,
+    cluster_min_objects: int = 3,
+    cluster_diameter_mm: float = 10.0,
+) -> tuple[dict, FROC | None]:
     """Pixel-truth metrics (FROC, TPR at `fp_rate` FP/cm2, IoU, Dice) over images with
     `truth`, and cluster metrics over images with `circles_px` or `normal`.
 
@@ -199,7 +207,7 @@ def evaluate_images(images: list[ImageEval], distance_mm: float = 0.35, iou_min:
         all_scores.append(np.asarray(im.scores, dtype=np.float64))
         all_tp.append(matched > 0)
         n_truth += int(im.truth.max()) if im.truth.size else 0
-        area_cm2 += float(im.breast.sum()) * im.pixel_spacing_mm ** 2 / 100.0
+        area_cm2 += float(im.breast.sum()) * im.pixel_spacing_mm**2 / 100.0
         keep = np.ones(len(im.scores), bool) if im.keep is None else np.asarray(im.keep, bool)
         lut = np.r_[False, keep]
         kept_pred = lut[im.pred]
@@ -210,19 +218,22 @@ def evaluate_images(images: list[ImageEval], distance_mm: float = 0.35, iou_min:
     froc = None
     if pixel_images:
         froc = froc_curve(np.concatenate(all_scores), np.concatenate(all_tp), n_truth, area_cm2)
-        kept = np.concatenate([np.ones(len(im.scores), bool) if im.keep is None else np.asarray(im.keep, bool)
-                               for im in pixel_images])
+        kept = np.concatenate(
+            [np.ones(len(im.scores), bool) if im.keep is None else np.asarray(im.keep, bool) for im in pixel_images]
+        )
         tp = np.concatenate(all_tp)
-        metrics.update({
-            "n_images_pixel_truth": len(pixel_images),
-            "n_truth_objects": n_truth,
-            "breast_area_cm2": area_cm2,
-            f"tpr_at_{fp_rate:g}_fp_per_cm2": froc.sensitivity_at(fp_rate),
-            "operating_point_tpr": float(tp[kept].sum() / max(n_truth, 1)),
-            "operating_point_fp_per_cm2": float((~tp[kept]).sum() / area_cm2) if area_cm2 > 0 else None,
-            "mean_iou_matched": float(np.mean(ious)) if ious else None,
-            "dice": 1.0 if total == 0 else 2.0 * inter / total,
-        })
+        metrics.update(
+            {
+                "n_images_pixel_truth": len(pixel_images),
+                "n_truth_objects": n_truth,
+                "breast_area_cm2": area_cm2,
+                f"tpr_at_{fp_rate:g}_fp_per_cm2": froc.sensitivity_at(fp_rate),
+                "operating_point_tpr": float(tp[kept].sum() / max(n_truth, 1)),
+                "operating_point_fp_per_cm2": float((~tp[kept]).sum() / area_cm2) if area_cm2 > 0 else None,
+                "mean_iou_matched": float(np.mean(ious)) if ious else None,
+                "dice": 1.0 if total == 0 else 2.0 * inter / total,
+            }
+        )
     circle_images = [im for im in images if im.circles_px is not None and len(im.circles_px)]
     normal_images = [im for im in images if im.normal]
     if circle_images or normal_images:
@@ -238,15 +249,18 @@ def evaluate_images(images: list[ImageEval], distance_mm: float = 0.35, iou_min:
         for im in normal_images:
             keep = np.ones(len(im.scores), bool) if im.keep is None else np.asarray(im.keep, bool)
             _, centroid, _ = object_geometry(im.pred)
-            false_clusters.append(count_clusters(centroid[keep] * im.pixel_spacing_mm,
-                                                 cluster_min_objects, cluster_diameter_mm))
-        metrics.update({
-            "n_annotated_clusters": n_circles,
-            "cluster_sensitivity": found / n_circles if n_circles else None,
-            "n_normal_images": len(normal_images),
-            "false_clusters_per_normal_image": float(np.mean(false_clusters)) if false_clusters else None,
-            "cluster_min_objects": cluster_min_objects,
-        })
+            false_clusters.append(
+                count_clusters(centroid[keep] * im.pixel_spacing_mm, cluster_min_objects, cluster_diameter_mm)
+            )
+        metrics.update(
+            {
+                "n_annotated_clusters": n_circles,
+                "cluster_sensitivity": found / n_circles if n_circles else None,
+                "n_normal_images": len(normal_images),
+                "false_clusters_per_normal_image": float(np.mean(false_clusters)) if false_clusters else None,
+                "cluster_min_objects": cluster_min_objects,
+            }
+        )
     return metrics, froc
 
 
@@ -261,8 +275,12 @@ def plot_froc(curves: dict[str, FROC], path, fp_rate: float = 0.4, max_fp: float
 
     fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
     for name, froc in curves.items():
-        ax.step(froc.fp_per_cm2, froc.sensitivity, where="post", label=f"{name} (TPR@{fp_rate:g}: "
-                f"{froc.sensitivity_at(fp_rate):.3f})")
+        ax.step(
+            froc.fp_per_cm2,
+            froc.sensitivity,
+            where="post",
+            label=f"{name} (TPR@{fp_rate:g}: {froc.sensitivity_at(fp_rate):.3f})",
+        )
     ax.axvline(fp_rate, color="grey", linestyle=":", linewidth=1)
     ax.set_xlim(0, max_fp)
     ax.set_ylim(0, 1.02)

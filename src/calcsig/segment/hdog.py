@@ -45,8 +45,7 @@ class HDoGResult:
     threshold: float
 
 
-def dog_sigmas_px(sigma_min_mm: float, sigma_max_mm: float, sigma_ratio: float,
-                  pixel_spacing_mm: float) -> np.ndarray:
+def dog_sigmas_px(sigma_min_mm: float, sigma_max_mm: float, sigma_ratio: float, pixel_spacing_mm: float) -> np.ndarray:
     """Gaussian sigmas (px) of the DoG stack; len = number of DoG images + 1.
 
     As in skimage's blob_dog (and HDoGReg): k = int(log(max/min)/log(ratio) + 1)
@@ -57,7 +56,7 @@ def dog_sigmas_px(sigma_min_mm: float, sigma_max_mm: float, sigma_ratio: float,
         raise ValueError("need 0 < sigma_min_mm <= sigma_max_mm and sigma_ratio > 1")
     k = int(math.log(sigma_max_mm / sigma_min_mm) / math.log(sigma_ratio) + 1)
     s0 = sigma_min_mm / pixel_spacing_mm
-    return np.array([s0 * sigma_ratio ** i for i in range(k + 1)])
+    return np.array([s0 * sigma_ratio**i for i in range(k + 1)])
 
 
 def scale_to_unit(image: np.ndarray, dtype=np.float32) -> np.ndarray:
@@ -167,9 +166,15 @@ def _seeds_sparse(stack: np.ndarray, threshold: float, mask: np.ndarray) -> tupl
     return k[keep], y[keep], x[keep]
 
 
-def _objects_from_seeds(blob_masks: dict[int, np.ndarray], seeds: tuple[np.ndarray, ...],
-                        stack: np.ndarray, mask: np.ndarray, shape: tuple[int, int],
-                        sigmas: np.ndarray, noise: float):
+def _objects_from_seeds(
+    blob_masks: dict[int, np.ndarray],
+    seeds: tuple[np.ndarray, ...],
+    stack: np.ndarray,
+    mask: np.ndarray,
+    shape: tuple[int, int],
+    sigmas: np.ndarray,
+    noise: float,
+):
     """Union over scales of Hessian components holding a seed, then per-object attributes."""
     k, y, x = seeds
     union = np.zeros(shape, dtype=bool)
@@ -208,10 +213,19 @@ def _check(h_thr: float, threshold_mode: str):
         raise ValueError(f"threshold_mode must be 'noise' or 'absolute', got {threshold_mode!r}")
 
 
-def hdog_detect(image: np.ndarray, pixel_spacing_mm: float, mask: np.ndarray | None = None, *,
-                sigma_min_mm: float = 0.0826, sigma_max_mm: float = 0.217, sigma_ratio: float = 1.6,
-                h_thr: float = 1.4, threshold_mode: str = "noise", threshold_abs: float = 0.006,
-                threshold_noise: float = 4.0) -> HDoGResult:
+def hdog_detect(
+    image: np.ndarray,
+    pixel_spacing_mm: float,
+    mask: np.ndarray | None = None,
+    *,
+    sigma_min_mm: float = 0.0826,
+    sigma_max_mm: float = 0.217,
+    sigma_ratio: float = 1.6,
+    h_thr: float = 1.4,
+    threshold_mode: str = "noise",
+    threshold_abs: float = 0.006,
+    threshold_noise: float = 4.0,
+) -> HDoGResult:
     """Detect bright blob-like objects (calcification candidates).
 
     Parameters
@@ -263,17 +277,27 @@ def hdog_detect(image: np.ndarray, pixel_spacing_mm: float, mask: np.ndarray | N
     thr = seed_threshold(noise, threshold_mode, threshold_abs, threshold_noise)
     seeds = _seeds_sparse(stack, thr, sub_mask)
     blob_masks = {int(s): hessian_blob_mask(stack[s], h_thr) for s in np.unique(seeds[0])}
-    sub_labels, response, scale_px = _objects_from_seeds(blob_masks, seeds, stack, sub_mask,
-                                                         sub_mask.shape, sigmas, noise)
+    sub_labels, response, scale_px = _objects_from_seeds(
+        blob_masks, seeds, stack, sub_mask, sub_mask.shape, sigmas, noise
+    )
     labels = np.zeros((h, w), dtype=np.int32)
     labels[y0:y1, x0:x1] = sub_labels
     return HDoGResult(labels, response, scale_px, noise, thr)
 
 
-def hdog_detect_reference(image: np.ndarray, pixel_spacing_mm: float, mask: np.ndarray | None = None, *,
-                          sigma_min_mm: float = 0.0826, sigma_max_mm: float = 0.217, sigma_ratio: float = 1.6,
-                          h_thr: float = 1.4, threshold_mode: str = "noise", threshold_abs: float = 0.006,
-                          threshold_noise: float = 4.0) -> HDoGResult:
+def hdog_detect_reference(
+    image: np.ndarray,
+    pixel_spacing_mm: float,
+    mask: np.ndarray | None = None,
+    *,
+    sigma_min_mm: float = 0.0826,
+    sigma_max_mm: float = 0.217,
+    sigma_ratio: float = 1.6,
+    h_thr: float = 1.4,
+    threshold_mode: str = "noise",
+    threshold_abs: float = 0.006,
+    threshold_noise: float = 4.0,
+) -> HDoGResult:
     """Straightforward HDoG (float64, full field, each scale blurred from the image,
     dense 3x3x3 maximum filter, Hessian of every DoG image). Same definitions and
     parameters as `hdog_detect`; kept as the benchmark's and tests' yardstick."""
@@ -283,8 +307,9 @@ def hdog_detect_reference(image: np.ndarray, pixel_spacing_mm: float, mask: np.n
         mask = np.ones(image.shape, dtype=bool)
     sigmas = dog_sigmas_px(sigma_min_mm, sigma_max_mm, sigma_ratio, pixel_spacing_mm)
     blurred = [ndi.gaussian_filter(image, s, truncate=TRUNCATE) for s in sigmas]
-    stack = np.stack([(blurred[i] - blurred[i + 1]) * sigmas[i] / (sigmas[i + 1] - sigmas[i])
-                      for i in range(len(sigmas) - 1)])
+    stack = np.stack(
+        [(blurred[i] - blurred[i + 1]) * sigmas[i] / (sigmas[i + 1] - sigmas[i]) for i in range(len(sigmas) - 1)]
+    )
     noise = robust_noise(stack[0], mask)
     thr = seed_threshold(noise, threshold_mode, threshold_abs, threshold_noise)
     peaks = (stack == ndi.maximum_filter(stack, size=3, mode="nearest")) & (stack > thr) & mask[None]

@@ -32,9 +32,16 @@ class CandidateSelector(ClassifierMixin, BaseEstimator):
     random_state : int, fixes the booster's randomness (results are deterministic).
     """
 
-    def __init__(self, max_iter: int = 200, learning_rate: float = 0.1, max_leaf_nodes: int = 15,
-                 min_samples_leaf: int = 20, l2_regularization: float = 0.0,
-                 class_weight: str | None = "balanced", random_state: int = 0):
+    def __init__(
+        self,
+        max_iter: int = 200,
+        learning_rate: float = 0.1,
+        max_leaf_nodes: int = 15,
+        min_samples_leaf: int = 20,
+        l2_regularization: float = 0.0,
+        class_weight: str | None = "balanced",
+        random_state: int = 0,
+    ):
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
@@ -49,12 +56,20 @@ class CandidateSelector(ClassifierMixin, BaseEstimator):
         if X.ndim != 2 or X.shape[1] != len(FEATURE_NAMES):
             raise ValueError(f"expected features with {len(FEATURE_NAMES)} columns ({', '.join(FEATURE_NAMES)})")
         if np.unique(y).size < 2:
-            raise ValueError("selector training needs both positive and negative candidates; "
-                             f"got {int((y == 1).sum())} positive and {int((y == 0).sum())} negative")
+            raise ValueError(
+                "selector training needs both positive and negative candidates; "
+                f"got {int((y == 1).sum())} positive and {int((y == 0).sum())} negative"
+            )
         self.model_ = HistGradientBoostingClassifier(
-            max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
-            min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization,
-            class_weight=self.class_weight, early_stopping=False, random_state=self.random_state)
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes,
+            min_samples_leaf=self.min_samples_leaf,
+            l2_regularization=self.l2_regularization,
+            class_weight=self.class_weight,
+            early_stopping=False,
+            random_state=self.random_state,
+        )
         self.model_.fit(X, y)
         self.classes_ = self.model_.classes_
         self.feature_names_ = FEATURE_NAMES
@@ -77,8 +92,13 @@ class CandidateSelector(ClassifierMixin, BaseEstimator):
         return self.predict_proba(X)[:, 1]
 
 
-def labels_from_truth(pred_labels: np.ndarray, truth_labels: np.ndarray, pixel_spacing_mm: float,
-                      distance_mm: float = 0.35, iou_min: float = 0.3) -> np.ndarray:
+def labels_from_truth(
+    pred_labels: np.ndarray,
+    truth_labels: np.ndarray,
+    pixel_spacing_mm: float,
+    distance_mm: float = 0.35,
+    iou_min: float = 0.3,
+) -> np.ndarray:
     """1 for candidates matching any truth object (centroid within distance_mm or IoU >= iou_min), else 0."""
     n = int(pred_labels.max())
     y = np.zeros(n, dtype=int)
@@ -116,8 +136,9 @@ def training_set(samples, params: dict) -> tuple[np.ndarray, np.ndarray]:
         spacing = float(sample["pixel_spacing_mm"])
         cand = detect_candidates(sample["image"], spacing, p, with_features=True)
         if sample.get("truth") is not None:
-            y = labels_from_truth(cand.labels, np.asarray(sample["truth"]), spacing,
-                                  p["match_distance_mm"], p["match_iou"])
+            y = labels_from_truth(
+                cand.labels, np.asarray(sample["truth"]), spacing, p["match_distance_mm"], p["match_iou"]
+            )
         else:
             y = labels_from_circles(cand.centroid_yx_px, sample.get("circles"), bool(sample.get("normal", False)))
         known = y >= 0
@@ -134,8 +155,11 @@ def train_selector(samples, params: dict) -> CandidateSelector:
 
     p = segment_params(params)
     X, y = training_set(samples, p)
-    selector = CandidateSelector(max_iter=p["selector_max_iter"], learning_rate=p["selector_learning_rate"],
-                                 max_leaf_nodes=p["selector_max_leaf_nodes"],
-                                 min_samples_leaf=p["selector_min_samples_leaf"],
-                                 random_state=0 if p["selector_random_state"] is None else p["selector_random_state"])
+    selector = CandidateSelector(
+        max_iter=p["selector_max_iter"],
+        learning_rate=p["selector_learning_rate"],
+        max_leaf_nodes=p["selector_max_leaf_nodes"],
+        min_samples_leaf=p["selector_min_samples_leaf"],
+        random_state=0 if p["selector_random_state"] is None else p["selector_random_state"],
+    )
     return selector.fit(X, y)

@@ -23,11 +23,21 @@ from calcsig.segment.candidates import Candidates, detect_candidates, object_geo
 from calcsig.segment.evaluate import ImageEval
 from calcsig.segment.selector import CandidateSelector, train_selector
 
-OBJECT_COLUMNS = ["object_id", "centroid_x_px", "centroid_y_px", "centroid_x_mm", "centroid_y_mm",
-                  "area_px", "area_mm2", "scale_mm", "dog_response", "selector_score"]
+OBJECT_COLUMNS = [
+    "object_id",
+    "centroid_x_px",
+    "centroid_y_px",
+    "centroid_x_mm",
+    "centroid_y_mm",
+    "area_px",
+    "area_mm2",
+    "scale_mm",
+    "dog_response",
+    "selector_score",
+]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def section_schema(section: str) -> dict:
     """JSON Schema of one config section (workflow/schemas/config/<section>.schema.yaml)."""
     return yaml.safe_load((SCHEMA_DIR / "config" / f"{section}.schema.yaml").read_text())
@@ -40,8 +50,10 @@ def section_params(section: str, params: dict | None) -> dict:
     filled.update(params or {})
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(filled), key=str)
     if errors:
-        raise ConfigError(f"config section '{section}': " + "; ".join(
-            f"{'/'.join(map(str, e.path)) or '(section)'}: {e.message}" for e in errors))
+        raise ConfigError(
+            f"config section '{section}': "
+            + "; ".join(f"{'/'.join(map(str, e.path)) or '(section)'}: {e.message}" for e in errors)
+        )
     return filled
 
 
@@ -58,8 +70,9 @@ def load_selector(path: str | Path) -> CandidateSelector:
     return selector
 
 
-def segment_image(image: np.ndarray, pixel_spacing_mm: float, params: dict | None = None,
-                  selector: CandidateSelector | None = None) -> tuple[Candidates, pd.DataFrame]:
+def segment_image(
+    image: np.ndarray, pixel_spacing_mm: float, params: dict | None = None, selector: CandidateSelector | None = None
+) -> tuple[Candidates, pd.DataFrame]:
     """Segment one image: breast, HDoG candidates, then the selector if given.
 
     Returns the kept candidates (labels relabelled 1..n in the table's order) and
@@ -83,18 +96,21 @@ def segment_image(image: np.ndarray, pixel_spacing_mm: float, params: dict | Non
         cand.features = cand.features[keep]
         score = score[keep]
         n = int(keep.sum())
-    table = pd.DataFrame({
-        "object_id": np.arange(1, n + 1, dtype=np.int64),
-        "centroid_x_px": cand.centroid_yx_px[:, 1],
-        "centroid_y_px": cand.centroid_yx_px[:, 0],
-        "centroid_x_mm": cand.centroid_yx_px[:, 1] * pixel_spacing_mm,
-        "centroid_y_mm": cand.centroid_yx_px[:, 0] * pixel_spacing_mm,
-        "area_px": cand.area_px.astype(np.int64),
-        "area_mm2": cand.area_px * pixel_spacing_mm ** 2,
-        "scale_mm": cand.hdog.scale_px * pixel_spacing_mm,
-        "dog_response": cand.hdog.dog_response,
-        "selector_score": score,
-    }, columns=OBJECT_COLUMNS)
+    table = pd.DataFrame(
+        {
+            "object_id": np.arange(1, n + 1, dtype=np.int64),
+            "centroid_x_px": cand.centroid_yx_px[:, 1],
+            "centroid_y_px": cand.centroid_yx_px[:, 0],
+            "centroid_x_mm": cand.centroid_yx_px[:, 1] * pixel_spacing_mm,
+            "centroid_y_mm": cand.centroid_yx_px[:, 0] * pixel_spacing_mm,
+            "area_px": cand.area_px.astype(np.int64),
+            "area_mm2": cand.area_px * pixel_spacing_mm**2,
+            "scale_mm": cand.hdog.scale_px * pixel_spacing_mm,
+            "dog_response": cand.hdog.dog_response,
+            "selector_score": score,
+        },
+        columns=OBJECT_COLUMNS,
+    )
     return cand, table
 
 
@@ -105,11 +121,20 @@ def _spacing(image_spacing: float | None, given: float | None, path) -> float:
     return float(spacing)
 
 
-def write_segmentation(labels: np.ndarray, breast: np.ndarray, pixel_spacing_mm: float, table: pd.DataFrame,
-                       out_npz: str | Path, out_tsv: str | Path) -> None:
+def write_segmentation(
+    labels: np.ndarray,
+    breast: np.ndarray,
+    pixel_spacing_mm: float,
+    table: pd.DataFrame,
+    out_npz: str | Path,
+    out_tsv: str | Path,
+) -> None:
     """Write the label image (compressed npz) and object table (TSV), each atomically."""
-    arrays = {"labels": labels.astype(np.int32, copy=False), "breast": breast.astype(bool, copy=False),
-              "pixel_spacing_mm": np.float64(pixel_spacing_mm)}
+    arrays = {
+        "labels": labels.astype(np.int32, copy=False),
+        "breast": breast.astype(bool, copy=False),
+        "pixel_spacing_mm": np.float64(pixel_spacing_mm),
+    }
     # A standard compressed npz (np.load reads it), written at zlib level 1: the
     # label image is mostly zeros, and level 1 is several times faster than
     # savez_compressed's level 6 for a few per cent more bytes.
@@ -121,8 +146,14 @@ def write_segmentation(labels: np.ndarray, breast: np.ndarray, pixel_spacing_mm:
         table.to_csv(tmp, sep="\t", index=False, na_rep="", float_format="%.6g")
 
 
-def segment_image_file(image_path: str | Path, params: dict | None, out_npz: str | Path, out_tsv: str | Path,
-                       selector_path: str | Path | None = None, pixel_spacing_mm: float | None = None) -> int:
+def segment_image_file(
+    image_path: str | Path,
+    params: dict | None,
+    out_npz: str | Path,
+    out_tsv: str | Path,
+    selector_path: str | Path | None = None,
+    pixel_spacing_mm: float | None = None,
+) -> int:
     """Segment the image at `image_path`; write `out_npz` (labels, breast,
     pixel_spacing_mm) and `out_tsv` (one row per object, header only when none).
 
@@ -150,8 +181,15 @@ def read_truth_labels(path: str | Path) -> np.ndarray:
         return np.asarray(img).astype(np.int32)
 
 
-def train_selector_files(image_paths, truth_paths, params: dict | None, out_model: str | Path,
-                         circles=None, normal=None, pixel_spacings_mm=None) -> CandidateSelector:
+def train_selector_files(
+    image_paths,
+    truth_paths,
+    params: dict | None,
+    out_model: str | Path,
+    circles=None,
+    normal=None,
+    pixel_spacings_mm=None,
+) -> CandidateSelector:
     """Train the candidate selector on training-split images and save it (joblib).
 
     image_paths : images; truth_paths : per image a label-image path or None.
@@ -173,8 +211,13 @@ def train_selector_files(image_paths, truth_paths, params: dict | None, out_mode
             if truth is None and not circ and not norm:
                 continue
             data = read_image(path)
-            yield {"image": data.pixels, "pixel_spacing_mm": _spacing(data.pixel_spacing_mm, spacing, path),
-                   "truth": read_truth_labels(truth) if truth else None, "circles": circ, "normal": bool(norm)}
+            yield {
+                "image": data.pixels,
+                "pixel_spacing_mm": _spacing(data.pixel_spacing_mm, spacing, path),
+                "truth": read_truth_labels(truth) if truth else None,
+                "circles": circ,
+                "normal": bool(norm),
+            }
 
     selector = train_selector(samples(), params)
     with atomic_path(out_model) as tmp:
@@ -193,8 +236,17 @@ def write_json(obj: dict, path: str | Path) -> None:
         Path(tmp).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-__all__ = ["segment_image", "segment_image_file", "train_selector_files", "segment_params", "load_selector",
-           "read_segmentation", "read_truth_labels", "object_geometry", "OBJECT_COLUMNS"]
+__all__ = [
+    "segment_image",
+    "segment_image_file",
+    "train_selector_files",
+    "segment_params",
+    "load_selector",
+    "read_segmentation",
+    "read_truth_labels",
+    "object_geometry",
+    "OBJECT_COLUMNS",
+]
 
 
 def _circles_by_image(rois: pd.DataFrame) -> dict[str, list[tuple[float, float, float]]]:
@@ -206,26 +258,48 @@ def _circles_by_image(rois: pd.DataFrame) -> dict[str, list[tuple[float, float, 
     sel = (rois["shape"] == "circle") & abn.str.contains("calc")
     for _, row in rois[sel].iterrows():
         out.setdefault(str(row["image_id"]), []).append(
-            (float(row["center_x"]), float(row["center_y"]), float(row["radius_px"])))
+            (float(row["center_x"]), float(row["center_y"]), float(row["radius_px"]))
+        )
     return out
 
 
-def _load_eval_image(image_id: str, segment_dir: Path, truth_path, circles, normal: bool,
-                     selector_threshold: float, use_selector: bool = True) -> ImageEval:
+def _load_eval_image(
+    image_id: str,
+    segment_dir: Path,
+    truth_path,
+    circles,
+    normal: bool,
+    selector_threshold: float,
+    use_selector: bool = True,
+) -> ImageEval:
     seg = read_segmentation(segment_dir / f"{image_id}.npz")
     table = pd.read_csv(segment_dir / f"{image_id}.tsv", sep="\t")
     has_score = use_selector and (bool(table["selector_score"].notna().any()) if len(table) else False)
     scores = (table["selector_score"] if has_score else table["dog_response"]).to_numpy(dtype=np.float64)
-    return ImageEval(image_id, seg["labels"], scores, seg["breast"], seg["pixel_spacing_mm"],
-                     truth=read_truth_labels(truth_path) if truth_path else None,
-                     circles_px=np.asarray(circles, float) if circles else None, normal=normal,
-                     keep=scores >= selector_threshold if has_score else None)
+    return ImageEval(
+        image_id,
+        seg["labels"],
+        scores,
+        seg["breast"],
+        seg["pixel_spacing_mm"],
+        truth=read_truth_labels(truth_path) if truth_path else None,
+        circles_px=np.asarray(circles, float) if circles else None,
+        normal=normal,
+        keep=scores >= selector_threshold if has_score else None,
+    )
 
 
-def evaluate_segmentation_files(images_tsv: str | Path, rois_tsv: str | Path, segment_dir: str | Path,
-                                params: dict | None, out_json: str | Path, out_froc_png: str | Path | None = None,
-                                out_gallery_png: str | Path | None = None, image_ids=None,
-                                plain_hdog_from_scores: bool = False) -> dict:
+def evaluate_segmentation_files(
+    images_tsv: str | Path,
+    rois_tsv: str | Path,
+    segment_dir: str | Path,
+    params: dict | None,
+    out_json: str | Path,
+    out_froc_png: str | Path | None = None,
+    out_gallery_png: str | Path | None = None,
+    image_ids=None,
+    plain_hdog_from_scores: bool = False,
+) -> dict:
     """Evaluate segment outputs against the corpus's truth; write metrics JSON and figures.
 
     images_tsv, rois_tsv : corpus tables. Pixel truth = images with `truth_mask_path`;
@@ -265,12 +339,20 @@ def evaluate_segmentation_files(images_tsv: str | Path, rois_tsv: str | Path, se
             normal = str(row["source"]) in cluster_sources and iid not in with_roi
             truth = truth if isinstance(truth, str) and truth else None
             if truth or iid in circles or normal:
-                out.append(_load_eval_image(iid, Path(segment_dir), truth, circles.get(iid), normal,
-                                            p["selector_threshold"], use_selector))
+                out.append(
+                    _load_eval_image(
+                        iid, Path(segment_dir), truth, circles.get(iid), normal, p["selector_threshold"], use_selector
+                    )
+                )
         return out
 
-    kwargs = dict(distance_mm=p["match_distance_mm"], iou_min=p["match_iou"], fp_rate=p["fp_per_cm2"],
-                  cluster_min_objects=p["cluster_min_objects"], cluster_diameter_mm=p["cluster_diameter_mm"])
+    kwargs = dict(
+        distance_mm=p["match_distance_mm"],
+        iou_min=p["match_iou"],
+        fp_rate=p["fp_per_cm2"],
+        cluster_min_objects=p["cluster_min_objects"],
+        cluster_diameter_mm=p["cluster_diameter_mm"],
+    )
     evals = load()
     metrics, froc = evaluate_images(evals, **kwargs)
     metrics["n_images"] = len(evals)
@@ -318,6 +400,12 @@ def _gallery_panels(evals, images: pd.DataFrame, p: dict) -> list[dict]:
         pred = im.pred[y0:y1, x0:x1]
         if im.keep is not None:  # draw the operating point, not every scored candidate
             pred = np.where(np.r_[False, im.keep][pred], pred, 0)
-        panels.append({"title": im.image_id, "image": pixels[y0:y1, x0:x1],
-                       "truth": None if im.truth is None else im.truth[y0:y1, x0:x1], "pred": pred})
+        panels.append(
+            {
+                "title": im.image_id,
+                "image": pixels[y0:y1, x0:x1],
+                "truth": None if im.truth is None else im.truth[y0:y1, x0:x1],
+                "pred": pred,
+            }
+        )
     return panels

@@ -9,8 +9,9 @@ import numpy as np
 MU_FULL_SCALE = 4.0
 
 
-def quantum_noisy_attenuation(attenuation: np.ndarray, photons_per_pixel: float,
-                              rng: np.random.Generator) -> np.ndarray:
+def quantum_noisy_attenuation(
+    attenuation: np.ndarray, photons_per_pixel: float, rng: np.random.Generator
+) -> np.ndarray:
     """Measured attenuation after photon counting (quantum noise).
 
     Counts are Poisson with mean photons_per_pixel * exp(-attenuation); the
@@ -39,6 +40,6 @@ def calibrate(attenuation: np.ndarray, bits: int, gain: float, offset: float) ->
 
     Returns a uint16 array.
     """
-    full = float(2 ** bits - 1)
+    full = float(2**bits - 1)
     stored = offset * full + gain * (attenuation / MU_FULL_SCALE) * full
     return np.clip(np.rint(stored), 0, full).astype(np.uint16)

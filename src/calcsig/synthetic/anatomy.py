@@ -22,8 +22,13 @@ MU_GLAND = 2.0
 MU_PECTORAL_EXTRA = 0.7
 
 
-def power_law_texture(shape: tuple[int, int], pixel_spacing_mm: float, rng: np.random.Generator,
-                      exponent: float = 3.0, largest_scale_mm: float = 40.0) -> np.ndarray:
+def power_law_texture(
+    shape: tuple[int, int],
+    pixel_spacing_mm: float,
+    rng: np.random.Generator,
+    exponent: float = 3.0,
+    largest_scale_mm: float = 40.0,
+) -> np.ndarray:
     """Gaussian random field with power spectrum ~ 1 / f**exponent (anatomical noise).
 
     Parameters
@@ -68,8 +73,14 @@ class BreastGeometry:
     interior: np.ndarray
 
 
-def breast_geometry(shape: tuple[int, int], pixel_spacing_mm: float, view: str, laterality: str,
-                    rng: np.random.Generator, skin_falloff_mm: float = 10.0) -> BreastGeometry:
+def breast_geometry(
+    shape: tuple[int, int],
+    pixel_spacing_mm: float,
+    view: str,
+    laterality: str,
+    rng: np.random.Generator,
+    skin_falloff_mm: float = 10.0,
+) -> BreastGeometry:
     """Draw a breast outline for one view.
 
     The chest wall is the left image edge for a left breast and the right edge
@@ -106,8 +117,9 @@ def breast_geometry(shape: tuple[int, int], pixel_spacing_mm: float, view: str, 
     return BreastGeometry(thickness=thickness, pectoral=pectoral, interior=interior)
 
 
-def glandular_fraction(texture: np.ndarray, breast: np.ndarray, density: str, rng: np.random.Generator,
-                       softness: float = 0.9) -> np.ndarray:
+def glandular_fraction(
+    texture: np.ndarray, breast: np.ndarray, density: str, rng: np.random.Generator, softness: float = 0.9
+) -> np.ndarray:
     """Fibroglandular fraction in [0, 1] per pixel from a texture and a BI-RADS density.
 
     A soft threshold (logistic, `softness` texture standard deviations wide,

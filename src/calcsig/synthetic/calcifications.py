@@ -15,8 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 FINE_CLASSES = ("benign", "high_risk", "dcis", "invasive")
-LABEL_OF_FINE_CLASS = {"benign": "benign", "high_risk": "actionable", "dcis": "actionable",
-                       "invasive": "actionable"}
+LABEL_OF_FINE_CLASS = {"benign": "benign", "high_risk": "actionable", "dcis": "actionable", "invasive": "actionable"}
 # 0 = benign-like, 1 = the most suspicious appearance; high-risk lesions look
 # half way between, which is one source of the overlap.
 SEVERITY = {"benign": 0.0, "high_risk": 0.5, "dcis": 0.85, "invasive": 1.0}
@@ -163,17 +162,22 @@ def design_cluster(fine_class: str, rng: np.random.Generator, max_radius_mm: flo
     placed: list[Calcification] = []
     for _ in range(n_wanted):
         diameter = float(np.clip(median_diameter * rng.lognormal(0.0, size_spread), MIN_DIAMETER_MM, MAX_DIAMETER_MM))
-        aspect, irregularity = _bounded_shape(diameter, 1.0 + (max_aspect - 1.0) * rng.uniform(),
-                                              max_irregularity * rng.uniform())
+        aspect, irregularity = _bounded_shape(
+            diameter, 1.0 + (max_aspect - 1.0) * rng.uniform(), max_irregularity * rng.uniform()
+        )
         lobes, phase = int(rng.integers(2, 6)), float(rng.uniform(0.0, 2 * np.pi))
         attenuation = float(cluster_attenuation * rng.lognormal(0.0, 0.35))
         for _attempt in range(60):
             dy, dx, line_angle = sample()
             orientation = line_angle + rng.normal(0.0, 0.25) if follows_line else rng.uniform(0.0, np.pi)
-            candidate = Calcification((dy, dx), diameter, float(aspect), float(orientation), float(irregularity),
-                                      lobes, phase, attenuation)
-            if all(np.hypot(dy - o.offset_mm[0], dx - o.offset_mm[1])
-                   >= candidate.half_length_mm + o.half_length_mm + MIN_GAP_MM for o in placed):
+            candidate = Calcification(
+                (dy, dx), diameter, float(aspect), float(orientation), float(irregularity), lobes, phase, attenuation
+            )
+            if all(
+                np.hypot(dy - o.offset_mm[0], dx - o.offset_mm[1])
+                >= candidate.half_length_mm + o.half_length_mm + MIN_GAP_MM
+                for o in placed
+            ):
                 placed.append(candidate)
                 break
     centre = np.mean([c.offset_mm for c in placed], axis=0)
@@ -191,8 +195,13 @@ def reproject_cluster(design: ClusterDesign, rng: np.random.Generator) -> Cluste
     moved = []
     for c in design.calcifications:
         dy, dx = c.offset_mm
-        moved.append(replace(c, offset_mm=(float((sin * dx + cos * dy) * squash), float(cos * dx - sin * dy)),
-                             orientation=float(c.orientation + angle)))
+        moved.append(
+            replace(
+                c,
+                offset_mm=(float((sin * dx + cos * dy) * squash), float(cos * dx - sin * dy)),
+                orientation=float(c.orientation + angle),
+            )
+        )
     return replace(design, calcifications=tuple(moved))
 
 
@@ -210,8 +219,13 @@ class RenderedCluster:
     labels: np.ndarray
 
 
-def _draw_calcification(calc: Calcification, centre_px: tuple[float, float], pixel_spacing_mm: float,
-                        box: tuple[int, int, int, int], supersample: int):
+def _draw_calcification(
+    calc: Calcification,
+    centre_px: tuple[float, float],
+    pixel_spacing_mm: float,
+    box: tuple[int, int, int, int],
+    supersample: int,
+):
     """Partial-volume attenuation and coverage of one calcification on its small pixel window."""
     cy, cx = centre_px[0] + calc.offset_mm[0] / pixel_spacing_mm, centre_px[1] + calc.offset_mm[1] / pixel_spacing_mm
     reach = calc.half_length_mm / pixel_spacing_mm + 1.0
@@ -232,15 +246,21 @@ def _draw_calcification(calc: Calcification, centre_px: tuple[float, float], pix
     ratio = rho / edge
     inside = ratio < 1.0
     # path length through a roughly spherical body: diameter * sqrt(1 - r^2)
-    path = np.where(inside, calc.diameter_mm * np.sqrt(np.clip(1.0 - ratio ** 2, 0.0, None)), 0.0)
+    path = np.where(inside, calc.diameter_mm * np.sqrt(np.clip(1.0 - ratio**2, 0.0, None)), 0.0)
     shape = (r1 - r0, supersample, c1 - c0, supersample)
     attenuation = (calc.attenuation_per_mm * path).reshape(shape).mean(axis=(1, 3))
     coverage = inside.reshape(shape).mean(axis=(1, 3))
     return (r0, r1, c0, c1), attenuation, coverage
 
 
-def render_cluster(design: ClusterDesign, centre_px: tuple[float, float], image_shape: tuple[int, int],
-                   pixel_spacing_mm: float, psf_sigma_mm: float, supersample: int = 4) -> RenderedCluster:
+def render_cluster(
+    design: ClusterDesign,
+    centre_px: tuple[float, float],
+    image_shape: tuple[int, int],
+    pixel_spacing_mm: float,
+    psf_sigma_mm: float,
+    supersample: int = 4,
+) -> RenderedCluster:
     """Draw a cluster centred at `centre_px` (row, col; pixel units, pixel centres at i + 0.5).
 
     Each calcification is integrated over `supersample`^2 points per pixel
@@ -251,8 +271,12 @@ def render_cluster(design: ClusterDesign, centre_px: tuple[float, float], image_
     """
     sigma_px = psf_sigma_mm / pixel_spacing_mm
     pad = design.radius_mm / pixel_spacing_mm + 3.0 * sigma_px + 2.0
-    box = (max(int(np.floor(centre_px[0] - pad)), 0), min(int(np.ceil(centre_px[0] + pad)) + 1, image_shape[0]),
-           max(int(np.floor(centre_px[1] - pad)), 0), min(int(np.ceil(centre_px[1] + pad)) + 1, image_shape[1]))
+    box = (
+        max(int(np.floor(centre_px[0] - pad)), 0),
+        min(int(np.ceil(centre_px[0] + pad)) + 1, image_shape[0]),
+        max(int(np.floor(centre_px[1] - pad)), 0),
+        min(int(np.ceil(centre_px[1] + pad)) + 1, image_shape[1]),
+    )
     attenuation = np.zeros((box[1] - box[0], box[3] - box[2]), dtype=np.float32)
     labels = np.zeros(attenuation.shape, dtype=np.uint16)
     next_label = 1

@@ -25,8 +25,21 @@ from .settings import CorpusSettings
 
 SOURCE = "synthetic"
 NEAR_DUPLICATE_KINDS = ("rescale", "shift")
-_ROI_COLUMNS = ("roi_id", "image_id", "shape", "x_min", "y_min", "x_max", "y_max", "label", "fine_class",
-                "abnormality", "calc_type", "calc_distribution", "source")
+_ROI_COLUMNS = (
+    "roi_id",
+    "image_id",
+    "shape",
+    "x_min",
+    "y_min",
+    "x_max",
+    "y_max",
+    "label",
+    "fine_class",
+    "abnormality",
+    "calc_type",
+    "calc_distribution",
+    "source",
+)
 
 
 @dataclass(frozen=True)
@@ -54,23 +67,48 @@ class _CorpusWriter:
         truth_path = self.truth_dir / f"{record.image_id}.png"
         data = write_png16(image_path, pixels, s.pixel_spacing_mm, s.bits)
         write_png16(truth_path, labels, s.pixel_spacing_mm, 16)
-        self.images.append({
-            "image_id": record.image_id, "subject_id": record.subject_id, "path": str(image_path),
-            "sha256": hashlib.sha256(data).hexdigest(), "has_pixels": True, "laterality": subject.laterality,
-            "view": record.view, "pixel_spacing_mm": s.pixel_spacing_mm, "bits": s.bits,
-            "height": int(pixels.shape[0]), "width": int(pixels.shape[1]), "site": subject.site.name,
-            "age": subject.age, "density": subject.density, "race_ethnicity": subject.race_ethnicity,
-            "source": SOURCE, "subset": record.subset, "truth_mask_path": str(truth_path),
-        })
+        self.images.append(
+            {
+                "image_id": record.image_id,
+                "subject_id": record.subject_id,
+                "path": str(image_path),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "has_pixels": True,
+                "laterality": subject.laterality,
+                "view": record.view,
+                "pixel_spacing_mm": s.pixel_spacing_mm,
+                "bits": s.bits,
+                "height": int(pixels.shape[0]),
+                "width": int(pixels.shape[1]),
+                "site": subject.site.name,
+                "age": subject.age,
+                "density": subject.density,
+                "race_ethnicity": subject.race_ethnicity,
+                "source": SOURCE,
+                "subset": record.subset,
+                "truth_mask_path": str(truth_path),
+            }
+        )
         for roi in rois:
             cluster = subject.clusters[roi.cluster_index]
             x0, y0, x1, y1 = roi.box_xyxy
-            self.rois.append({
-                "roi_id": f"{record.image_id}_c{roi.cluster_index + 1}", "image_id": record.image_id,
-                "shape": "bbox", "x_min": x0, "y_min": y0, "x_max": x1, "y_max": y1,
-                "label": cluster.label, "fine_class": cluster.fine_class, "abnormality": "calcification",
-                "calc_type": cluster.calc_type, "calc_distribution": cluster.calc_distribution, "source": SOURCE,
-            })
+            self.rois.append(
+                {
+                    "roi_id": f"{record.image_id}_c{roi.cluster_index + 1}",
+                    "image_id": record.image_id,
+                    "shape": "bbox",
+                    "x_min": x0,
+                    "y_min": y0,
+                    "x_max": x1,
+                    "y_max": y1,
+                    "label": cluster.label,
+                    "fine_class": cluster.fine_class,
+                    "abnormality": "calcification",
+                    "calc_type": cluster.calc_type,
+                    "calc_distribution": cluster.calc_distribution,
+                    "source": SOURCE,
+                }
+            )
 
 
 def _subject_ids(n_total: int, rng: np.random.Generator) -> list[str]:
@@ -96,12 +134,18 @@ def generate_corpus(settings: CorpusSettings, out_dir: str | Path) -> dict:
     ids = _subject_ids(len(cohort) + n_copies, rng)
     subject_id = {s.index: ids[s.index] for s in cohort}
 
-    main = [_ImageRecord(_image_id(subject_id[s.index], 1, s.laterality, v), s, subject_id[s.index], v, "main")
-            for s in cohort for v in s.views]
+    main = [
+        _ImageRecord(_image_id(subject_id[s.index], 1, s.laterality, v), s, subject_id[s.index], v, "main")
+        for s in cohort
+        for v in s.views
+    ]
     n_enriched = min(settings.enrichment_subjects, len(cohort))
     enriched = sorted(int(i) for i in rng.choice(len(cohort), size=n_enriched, replace=False))
-    enrichment = [_ImageRecord(_image_id(subject_id[i], 2, cohort[i].laterality, v), cohort[i], subject_id[i], v,
-                               "enrichment") for i in enriched for v in cohort[i].views]
+    enrichment = [
+        _ImageRecord(_image_id(subject_id[i], 2, cohort[i].laterality, v), cohort[i], subject_id[i], v, "enrichment")
+        for i in enriched
+        for v in cohort[i].views
+    ]
     if n_copies > len(main):
         raise ValueError(f"{n_copies} duplicates requested but the main subset has only {len(main)} images")
     originals = [int(i) for i in rng.choice(len(main), size=n_copies, replace=False)]
@@ -117,14 +161,22 @@ def generate_corpus(settings: CorpusSettings, out_dir: str | Path) -> dict:
         view = render_view(record.subject, record.view, 2, settings)
         writer.add(record, view.pixels, view.labels, view.rois)
 
-    planted = {"enrichment_subjects": sorted(subject_id[i] for i in enriched),
-               "exact_duplicates": [], "near_duplicates": []}
+    planted = {
+        "enrichment_subjects": sorted(subject_id[i] for i in enriched),
+        "exact_duplicates": [],
+        "near_duplicates": [],
+    }
     copy_subjects = []
     for k, position in enumerate(originals):
         original, view = main[position], kept[position]
         copy_id = ids[len(cohort) + k]
-        record = _ImageRecord(_image_id(copy_id, 1, original.subject.laterality, original.view), original.subject,
-                              copy_id, original.view, "main")
+        record = _ImageRecord(
+            _image_id(copy_id, 1, original.subject.laterality, original.view),
+            original.subject,
+            copy_id,
+            original.view,
+            "main",
+        )
         copy_subjects.append((copy_id, original.subject))
         if k < settings.exact_duplicates:
             writer.add(record, view.pixels, view.labels, view.rois)
@@ -141,10 +193,20 @@ def generate_corpus(settings: CorpusSettings, out_dir: str | Path) -> dict:
     rois = pd.DataFrame(writer.rois, columns=list(_ROI_COLUMNS)).sort_values("roi_id", ignore_index=True)
     n_images = images["subject_id"].value_counts()
     subject_rows = [(subject_id[s.index], s) for s in cohort] + copy_subjects
-    subjects = pd.DataFrame([{
-        "subject_id": sid, "age": s.age, "density": s.density, "race_ethnicity": s.race_ethnicity,
-        "site": s.site.name, "cohort": SOURCE, "n_images": int(n_images.get(sid, 0)),
-    } for sid, s in subject_rows]).sort_values("subject_id", ignore_index=True)
+    subjects = pd.DataFrame(
+        [
+            {
+                "subject_id": sid,
+                "age": s.age,
+                "density": s.density,
+                "race_ethnicity": s.race_ethnicity,
+                "site": s.site.name,
+                "cohort": SOURCE,
+                "n_images": int(n_images.get(sid, 0)),
+            }
+            for sid, s in subject_rows
+        ]
+    ).sort_values("subject_id", ignore_index=True)
 
     with atomic_path(out_dir / "synthetic" / "planted.json") as tmp:
         Path(tmp).write_text(json.dumps(planted, indent=2, sort_keys=True) + "\n")

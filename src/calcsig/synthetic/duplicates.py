@@ -13,7 +13,7 @@ def shift_padded(array: np.ndarray, dy: int, dx: int, mode: str = "edge") -> np.
     rows, cols = array.shape
     padded = np.pad(array, ((abs(dy), abs(dy)), (abs(dx), abs(dx))), mode=mode)
     r0, c0 = abs(dy) - dy, abs(dx) - dx
-    return padded[r0:r0 + rows, c0:c0 + cols]
+    return padded[r0 : r0 + rows, c0 : c0 + cols]
 
 
 def near_duplicate(pixels: np.ndarray, bits: int, kind: str, rng: np.random.Generator):
@@ -24,7 +24,7 @@ def near_duplicate(pixels: np.ndarray, bits: int, kind: str, rng: np.random.Gene
     (0.1 % of the full scale). Returns (pixels, (dy, dx)) where (dy, dx) is the
     shift applied, so ROIs and truth can follow.
     """
-    full = 2 ** bits - 1
+    full = 2**bits - 1
     values = pixels.astype(np.float64)
     dy = dx = 0
     if kind == "rescale":

@@ -31,8 +31,14 @@ class View:
     rois: tuple[ClusterRoi, ...]
 
 
-def _place(design: ClusterDesign, allowed: np.ndarray, pixel_spacing_mm: float, margin_mm: float,
-           rng: np.random.Generator, block: int = 4) -> tuple[float, float]:
+def _place(
+    design: ClusterDesign,
+    allowed: np.ndarray,
+    pixel_spacing_mm: float,
+    margin_mm: float,
+    rng: np.random.Generator,
+    block: int = 4,
+) -> tuple[float, float]:
     """A cluster centre (row, col) whose disk plus margin lies in `allowed`; the safest spot when none does.
 
     Distances are computed on `block` x `block` pixel blocks (a block counts as
@@ -52,8 +58,9 @@ def _place(design: ClusterDesign, allowed: np.ndarray, pixel_spacing_mm: float, 
     return min((row + 0.5) * block, rows - 0.5), min((col + 0.5) * block, cols - 0.5)
 
 
-def _roi_box(labels_patch: np.ndarray, patch_box: tuple[int, int, int, int], margin_px: int,
-             shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+def _roi_box(
+    labels_patch: np.ndarray, patch_box: tuple[int, int, int, int], margin_px: int, shape: tuple[int, int]
+) -> tuple[int, int, int, int] | None:
     rows, cols = np.nonzero(labels_patch)
     if rows.size == 0:
         return None
@@ -74,8 +81,9 @@ def render_view(subject: Subject, view: str, exam: int, settings: CorpusSettings
     spacing, shape = settings.pixel_spacing_mm, settings.shape
     field_mm = min(shape) * spacing
     # the skin falloff is shortened on small test fields so that some interior remains
-    geometry = breast_geometry(shape, spacing, view, subject.laterality, rng,
-                               skin_falloff_mm=min(10.0, 0.12 * field_mm))
+    geometry = breast_geometry(
+        shape, spacing, view, subject.laterality, rng, skin_falloff_mm=min(10.0, 0.12 * field_mm)
+    )
     texture = power_law_texture(shape, spacing, rng)
     glandular = glandular_fraction(texture, geometry.thickness > 0, subject.density, rng)
     attenuation = tissue_attenuation(geometry, glandular)
@@ -98,7 +106,7 @@ def render_view(subject: Subject, view: str, exam: int, settings: CorpusSettings
         if box is not None:
             rois.append(ClusterRoi(index, box))
             # keep later clusters out of this one's ROI
-            allowed[box[1]:box[3], box[0]:box[2]] = False
+            allowed[box[1] : box[3], box[0] : box[2]] = False
     # labels stay 1..n even if a calcification was lost to an overlap
     present = np.unique(labels[labels > 0])
     lookup = np.zeros(int(labels.max()) + 1, dtype=np.uint16)

@@ -24,8 +24,9 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
 
 
-def encode_png16(pixels: np.ndarray, pixel_spacing_mm: float | None = None, significant_bits: int = 16,
-                 compression_level: int = 1) -> bytes:
+def encode_png16(
+    pixels: np.ndarray, pixel_spacing_mm: float | None = None, significant_bits: int = 16, compression_level: int = 1
+) -> bytes:
     """Encode a 2-D uint16 array as a 16-bit grayscale PNG.
 
     Parameters
@@ -43,8 +44,11 @@ def encode_png16(pixels: np.ndarray, pixel_spacing_mm: float | None = None, sign
     # Each scanline is prefixed by filter type 0 (none); PNG stores 16-bit samples big-endian.
     raw = np.zeros((rows, 1 + 2 * cols), dtype=np.uint8)
     raw[:, 1:] = pixels.astype(">u2").view(np.uint8).reshape(rows, 2 * cols)
-    parts = [_SIGNATURE, _chunk(b"IHDR", struct.pack(">IIBBBBB", cols, rows, 16, 0, 0, 0, 0)),
-             _chunk(b"sBIT", bytes([significant_bits]))]
+    parts = [
+        _SIGNATURE,
+        _chunk(b"IHDR", struct.pack(">IIBBBBB", cols, rows, 16, 0, 0, 0, 0)),
+        _chunk(b"sBIT", bytes([significant_bits])),
+    ]
     if pixel_spacing_mm is not None:
         per_metre = int(round(1000.0 / pixel_spacing_mm))
         parts.append(_chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)))
@@ -53,8 +57,9 @@ def encode_png16(pixels: np.ndarray, pixel_spacing_mm: float | None = None, sign
     return b"".join(parts)
 
 
-def write_png16(path: str | Path, pixels: np.ndarray, pixel_spacing_mm: float | None = None,
-                significant_bits: int = 16) -> bytes:
+def write_png16(
+    path: str | Path, pixels: np.ndarray, pixel_spacing_mm: float | None = None, significant_bits: int = 16
+) -> bytes:
     """Write `pixels` as a 16-bit PNG at `path` atomically; return the file's bytes (for hashing)."""
     data = encode_png16(pixels, pixel_spacing_mm, significant_bits)
     with atomic_path(path) as tmp:

@@ -99,21 +99,39 @@ def resolve_settings(params: dict | None, seed: int) -> CorpusSettings:
         spacing = float(p["pixel_spacing_mm"])
         shape = (int(round(p["image_height_mm"] / spacing)), int(round(p["image_width_mm"] / spacing)))
     if min(shape) < 64:
-        raise ConfigError(f"config keys corpus.synthetic.image_height_mm/image_width_mm: the field is "
-                          f"{shape[0]} x {shape[1]} pixels; at least 64 x 64 are needed to hold a cluster")
+        raise ConfigError(
+            f"config keys corpus.synthetic.image_height_mm/image_width_mm: the field is "
+            f"{shape[0]} x {shape[1]} pixels; at least 64 x 64 are needed to hold a cluster"
+        )
     names = [s["name"] for s in p["sites"]]
     if len(set(names)) != len(names):
         raise ConfigError(f"config key corpus.synthetic.sites: site names repeat: {names}")
-    sites = tuple(Site(s["name"], float(s["weight"]), float(s["actionable_prevalence"]), float(s["gain"]),
-                       float(s["offset"]), dict(s["race_ethnicity"])) for s in p["sites"])
+    sites = tuple(
+        Site(
+            s["name"],
+            float(s["weight"]),
+            float(s["actionable_prevalence"]),
+            float(s["gain"]),
+            float(s["offset"]),
+            dict(s["race_ethnicity"]),
+        )
+        for s in p["sites"]
+    )
     for site in sites:
         if sum(site.race_ethnicity.values()) <= 0:
             raise ConfigError(f"config key corpus.synthetic.sites ({site.name}).race_ethnicity: weights sum to 0")
     return CorpusSettings(
-        seed=int(seed), n_subjects=int(p["n_subjects"]), pixel_spacing_mm=spacing, shape=shape,
-        bits=int(p["bits"]), two_view_fraction=float(p["two_view_fraction"]),
-        second_cluster_fraction=float(p["second_cluster_fraction"]), psf_sigma_mm=float(p["psf_sigma_mm"]),
-        photons_per_mm2=float(p["photons_per_mm2"]), roi_margin_mm=float(p["roi_margin_mm"]), sites=sites,
+        seed=int(seed),
+        n_subjects=int(p["n_subjects"]),
+        pixel_spacing_mm=spacing,
+        shape=shape,
+        bits=int(p["bits"]),
+        two_view_fraction=float(p["two_view_fraction"]),
+        second_cluster_fraction=float(p["second_cluster_fraction"]),
+        psf_sigma_mm=float(p["psf_sigma_mm"]),
+        photons_per_mm2=float(p["photons_per_mm2"]),
+        roi_margin_mm=float(p["roi_margin_mm"]),
+        sites=sites,
         enrichment_subjects=int(p["enrichment"]["n_subjects"]) if p["enrichment"]["enabled"] else 0,
         exact_duplicates=int(p["duplicates"]["n_exact"]) if p["duplicates"]["enabled"] else 0,
         near_duplicates=int(p["duplicates"]["n_near"]) if p["duplicates"]["enabled"] else 0,
