@@ -1,5 +1,5 @@
 # calcsig: from mammograms to calcification signatures and validated risk models.
-# The map of stages is ../shared/DESIGN.md and docs/contracts.md.
+# The stages, their file contracts and the design decisions: docs/architecture.md.
 
 
 configfile: "config.yaml"
@@ -17,4 +17,4 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        final_targets(),
+        final_targets,

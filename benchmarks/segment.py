@@ -5,7 +5,7 @@ Builds a 3328 x 2560 px image at 0.07 mm (breast-shaped 16-bit phantom: smooth
 tissue background with low-frequency texture, quantum-like noise and planted
 calcification-sized blobs), then, each in its own subprocess on one core
 (OMP_NUM_THREADS=1):
-  - fast: `calcsig.segment.segment_image_file` (read PNG, breast, HDoG, write npz + tsv);
+  - fast: `calcsig.segment.store.segment_image_file` (read PNG, breast, HDoG, write npz + tsv);
   - reference: the same steps with `hdog_detect_reference` (float64, every scale
     blurred from the image on the full field, dense maximum filter, Hessian of
     every DoG image, no reuse).
@@ -71,7 +71,7 @@ def worker(kind: str, image_path: str, out_dir: str, repeats: int) -> dict:
     """Run one implementation `repeats` times; report seconds and peak RSS (MB)."""
     import resource
 
-    from calcsig.segment.stage import segment_image_file
+    from calcsig.segment.store import segment_image_file
 
     out = Path(out_dir)
     times = []
@@ -92,7 +92,7 @@ def reference_segment_file(image_path, out_npz, out_tsv) -> None:
 
     from calcsig.segment import candidates
     from calcsig.segment.hdog import hdog_detect_reference
-    from calcsig.segment.stage import segment_image_file
+    from calcsig.segment.store import segment_image_file
 
     with mock.patch.object(candidates, "hdog_detect", hdog_detect_reference):
         segment_image_file(image_path, {}, out_npz, out_tsv, pixel_spacing_mm=SPACING)

@@ -178,26 +178,30 @@ def test_candidates_the_selector_rejected_are_not_foreground_and_are_counted():
     assert not rejected["foreground"][20:23, 20:23].any()
 
 
-def test_the_masks_file_applies_the_selector_threshold_from_the_segment_table(tmp_path):
+def test_the_masks_file_leaves_out_the_candidates_below_the_selectors_operating_point(tmp_path):
     import pandas as pd
 
     from calcsig.masks import roi_masks_file
+    from calcsig.segment.candidates import FEATURE_NAMES
+    from calcsig.segment.selector import CandidateSelector, rejected_object_ids
+    from calcsig.segment.store import SELECTOR_FEATURE_COLUMNS
 
+    # a selector that learned "bright candidates are calcifications" (feature peak_snr)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, len(FEATURE_NAMES)))
+    peak = FEATURE_NAMES.index("peak_snr")
+    selector = CandidateSelector(max_iter=30, min_samples_leaf=5).fit(X, (X[:, peak] > 0).astype(int))
     labels = np.zeros((30, 30), np.int32)
     labels[5:8, 5:8] = 1
     labels[15:18, 15:18] = 2
     np.savez(tmp_path / "im.npz", labels=labels, breast=np.ones_like(labels, bool), pixel_spacing_mm=0.1)
-    pd.DataFrame({"object_id": [1, 2], "selector_score": [0.9, 0.2]}).to_csv(tmp_path / "im.tsv", sep="\t", index=False)
+    features = np.zeros((2, len(FEATURE_NAMES)))
+    features[:, peak] = [3.0, -3.0]
+    table = pd.DataFrame(features, columns=SELECTOR_FEATURE_COLUMNS).assign(object_id=[1, 2])
+    assert list(rejected_object_ids(table, selector, 0.5)) == [2]
+    assert list(rejected_object_ids(table, None, None)) == []  # plain HDoG keeps every candidate
     row = {"shape": "bbox", "x_min": 0, "y_min": 0, "x_max": 30, "y_max": 30}
     arrays = roi_masks_file(
-        tmp_path / "im.npz",
-        row,
-        {"min_area_mm2": 0.0},
-        tmp_path / "roi.npz",
-        segment_tsv=tmp_path / "im.tsv",
-        selector_threshold=0.5,
+        tmp_path / "im.npz", row, {"min_area_mm2": 0.0}, tmp_path / "roi.npz", rejected_object_ids(table, selector, 0.5)
     )
-    assert list(arrays["object_ids"]) == [1]
-    assert int(arrays["n_rejected_selector"]) == 1
-    with np.load(tmp_path / "roi.npz") as saved:
-        assert list(saved["object_ids"]) == [1]
+    assert list(arrays["object_ids"]) == [1] and int(arrays["n_rejected_selector"]) == 1

@@ -15,7 +15,8 @@ def test_a_successful_write_lands_at_the_target_with_umask_permissions(tmp_path)
     os.umask(umask)
     assert target.read_text() == "a\tb\n"
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask
-    assert [p.name for p in target.parent.iterdir()] == ["table.tsv"]
+    # beside it, only the digest of what was written (calcsig.integrity)
+    assert sorted(p.name for p in target.parent.iterdir()) == [".table.tsv.sha256", "table.tsv"]
 
 
 def test_a_failed_write_leaves_nothing_behind(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 
 from calcsig.segment.breast import breast_mask
 from calcsig.segment.hdog import dog_sigmas_px, hdog_detect, hdog_detect_reference
-from calcsig.segment.stage import segment_image
+from calcsig.segment.store import segment_image
 
 
 def smooth_background(shape, rng, noise=0.004):
@@ -153,4 +153,4 @@ def test_segment_image_keeps_objects_inside_breast_only():
     row = table.iloc[0]
     assert abs(row.centroid_x_px - 60) < 0.5 and abs(row.centroid_y_px - 100) < 0.5
     assert row.area_mm2 == pytest.approx(row.area_px * 0.07**2)
-    assert np.isnan(row.selector_score)
+    assert row.sel_peak_snr > 0  # the selector's features are stored with the candidate

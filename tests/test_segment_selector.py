@@ -6,6 +6,7 @@ from sklearn.base import clone
 
 from calcsig.segment.candidates import FEATURE_NAMES, detect_candidates
 from calcsig.segment.evaluate import candidate_pairs, froc_curve, greedy_match
+from calcsig.segment.params import CANDIDATE_KEYS
 from calcsig.segment.selector import (
     CandidateSelector,
     labels_from_circles,
@@ -92,7 +93,7 @@ def test_selector_improves_over_plain_hdog():
     selector = train_selector(samples, PARAMS)
     plain, chosen, geometry, truths = [], [], [], []
     for im, t in test:
-        cand = detect_candidates(im, SPACING, PARAMS, with_features=True)
+        cand = detect_candidates(im, SPACING, {k: v for k, v in PARAMS.items() if k in CANDIDATE_KEYS})
         plain.append(cand.hdog.dog_response)
         chosen.append(selector.score_candidates(cand.features))
         geometry.append((cand.labels, cand.breast))

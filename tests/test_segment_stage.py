@@ -1,4 +1,4 @@
-"""Segment stage entry points on files: outputs, empty images, selector training, evaluation."""
+"""Segment stage on files: stored candidates, empty images, the selector trained on stored candidates, evaluation."""
 
 import json
 
@@ -8,13 +8,10 @@ import pytest
 from PIL import Image
 
 from calcsig.errors import ConfigError
-from calcsig.segment.stage import (
-    OBJECT_COLUMNS,
-    evaluate_segmentation_files,
-    segment_image_file,
-    segment_params,
-    train_selector_files,
-)
+from calcsig.segment.evaluate_files import evaluate_segmentation_files
+from calcsig.segment.params import segment_params
+from calcsig.segment.selector import train_selector_files
+from calcsig.segment.store import CANDIDATE_COLUMNS, read_candidates, segment_image_file
 
 SPACING = 0.1
 
@@ -62,18 +59,19 @@ def test_segment_file_outputs_and_empty_image(tmp_path):
     n = segment_image_file(
         path, PARAMS, tmp_path / "seg" / "a.npz", tmp_path / "seg" / "a.tsv", pixel_spacing_mm=SPACING
     )
-    table = pd.read_csv(tmp_path / "seg" / "a.tsv", sep="\t")
-    assert list(table.columns) == OBJECT_COLUMNS and len(table) == n >= truth.max()
+    table = read_candidates(tmp_path / "seg" / "a.tsv")
+    assert list(table.columns) == CANDIDATE_COLUMNS and len(table) == n >= truth.max()
     with np.load(tmp_path / "seg" / "a.npz") as z:
         assert z["labels"].dtype == np.int32 and z["labels"].max() == n and z["breast"].dtype == bool
         assert float(z["pixel_spacing_mm"]) == SPACING
         area = np.bincount(z["labels"].ravel())[1:]
     np.testing.assert_array_equal(table["area_px"], area)
-    assert table["selector_score"].isna().all()
+    # the selector's features are stored with each candidate, so it never reruns detection
+    np.testing.assert_allclose(table["sel_area_mm2"], table["area_mm2"], rtol=1e-5)
 
     flat = write_png(tmp_path / "flat.png", np.full((60, 70), 1234, np.uint16))
     assert segment_image_file(flat, {}, tmp_path / "flat.npz", tmp_path / "flat.tsv", pixel_spacing_mm=0.07) == 0
-    assert (tmp_path / "flat.tsv").read_text().strip() == "\t".join(OBJECT_COLUMNS)
+    assert (tmp_path / "flat.tsv").read_text().strip() == "\t".join(CANDIDATE_COLUMNS)
     with np.load(tmp_path / "flat.npz") as z:
         assert z["labels"].shape == (60, 70) and not z["labels"].any()
 
@@ -87,12 +85,15 @@ def test_spacing_required(tmp_path):
             segment_image_file(path, {}, tmp_path / "a.npz", tmp_path / "a.tsv")
 
 
-def test_train_apply_and_evaluate_files(tmp_path):
-    rows, truth_paths, image_paths = [], [], []
+def test_selector_trained_on_stored_candidates_beats_plain_hdog_on_held_out_images(tmp_path):
+    rows, truth_paths, segmented = [], [], []
     for i, seed in enumerate(range(30, 36)):
         image, truth = scene(seed)
-        image_paths.append(write_png(tmp_path / f"img{i}.png", image))
+        path = write_png(tmp_path / f"img{i}.png", image)
         truth_paths.append(write_png(tmp_path / f"truth{i}.png", truth.astype(np.uint16)))
+        npz, tsv = tmp_path / "seg" / f"img{i}.npz", tmp_path / "seg" / f"img{i}.tsv"
+        segment_image_file(path, PARAMS, npz, tsv, pixel_spacing_mm=SPACING)
+        segmented.append((npz, tsv))
         rows.append(
             {
                 "image_id": f"img{i}",
@@ -100,75 +101,45 @@ def test_train_apply_and_evaluate_files(tmp_path):
                 "source": "synthetic",
                 "subset": "main",
                 "has_pixels": "true",
-                "path": image_paths[-1],
+                "path": path,
                 "pixel_spacing_mm": SPACING,
                 "truth_mask_path": truth_paths[-1],
             }
         )
     model = tmp_path / "selector.joblib"
-    train_selector_files(image_paths[:4], truth_paths[:4], PARAMS, model, pixel_spacings_mm=[SPACING] * 4)
-    assert model.exists()
-    for i in (4, 5):
-        for d, sel in (("sel", model), ("plain", None)):
-            segment_image_file(
-                image_paths[i],
-                PARAMS,
-                tmp_path / d / f"img{i}.npz",
-                tmp_path / d / f"img{i}.tsv",
-                selector_path=sel,
-                pixel_spacing_mm=SPACING,
-            )
-    selected = pd.read_csv(tmp_path / "sel" / "img4.tsv", sep="\t")
-    plain = pd.read_csv(tmp_path / "plain" / "img4.tsv", sep="\t")
-    assert len(selected) < len(plain)
-    assert (selected["selector_score"] >= 0.5).all()
+    selector = train_selector_files(segmented[:4], PARAMS, model, truth_paths=truth_paths[:4])
+    assert model.exists() and selector.n_positive_ > 0 and selector.n_negative_ > 0
 
     images_tsv = tmp_path / "images.tsv"
     pd.DataFrame(rows).to_csv(images_tsv, sep="\t", index=False)
     rois_tsv = tmp_path / "rois.tsv"
     pd.DataFrame(columns=["roi_id", "image_id", "shape", "label", "source"]).to_csv(rois_tsv, sep="\t", index=False)
+    held_out = ["img4", "img5"]
+    plain = evaluate_segmentation_files(
+        images_tsv, rois_tsv, tmp_path / "seg", PARAMS, tmp_path / "plain.json", image_ids=held_out
+    )
+    assert plain["n_images"] == 2 and plain["n_truth_objects"] == 12 and "cluster_sensitivity" not in plain
     out = tmp_path / "metrics" / "segmentation.json"
     metrics = evaluate_segmentation_files(
         images_tsv,
         rois_tsv,
-        tmp_path / "sel",
+        tmp_path / "seg",
         PARAMS,
         out,
         tmp_path / "froc.png",
         tmp_path / "gallery.png",
-        image_ids=["img4", "img5"],
+        image_ids=held_out,
+        selector_path=model,
+        selector_threshold=0.5,
     )
-    written = json.loads(out.read_text())
-    assert written["n_images"] == 2 and written["n_truth_objects"] == 12
-    assert written["tpr_at_0.4_fp_per_cm2"] == metrics["tpr_at_0.4_fp_per_cm2"]
-    assert "cluster_sensitivity" not in written
+    assert json.loads(out.read_text()) == json.loads(json.dumps(metrics))
+    # plain HDoG is the same stored candidates ranked by DoG response; the selector must beat it
+    assert metrics["plain_hdog"]["tpr_at_0.4_fp_per_cm2"] == plain["tpr_at_0.4_fp_per_cm2"]
+    assert metrics["tpr_at_0.4_fp_per_cm2"] > plain["tpr_at_0.4_fp_per_cm2"]
+    # the operating point keeps fewer candidates than the whole curve
+    assert metrics["operating_point_fp_per_cm2"] < metrics["plain_hdog"]["operating_point_fp_per_cm2"]
+    assert metrics["operating_point"] == {"threshold": 0.5}
     assert (tmp_path / "froc.png").stat().st_size > 0 and (tmp_path / "gallery.png").stat().st_size > 0
-
-    # Segmenting with selector_threshold 0 keeps every candidate (full FROC); the
-    # evaluation's operating point still applies the configured threshold.
-    for i in (4, 5):
-        segment_image_file(
-            image_paths[i],
-            {**PARAMS, "selector_threshold": 0.0},
-            tmp_path / "all" / f"img{i}.npz",
-            tmp_path / "all" / f"img{i}.tsv",
-            selector_path=model,
-            pixel_spacing_mm=SPACING,
-        )
-    full = evaluate_segmentation_files(
-        images_tsv,
-        rois_tsv,
-        tmp_path / "all",
-        PARAMS,
-        tmp_path / "all.json",
-        image_ids=["img4", "img5"],
-        plain_hdog_from_scores=True,
-    )
-    # plain HDoG: the same candidates ranked by DoG response; the selector must beat it
-    assert full["tpr_at_0.4_fp_per_cm2"] > full["plain_hdog"]["tpr_at_0.4_fp_per_cm2"]
-    assert full["operating_point_tpr"] == metrics["operating_point_tpr"]
-    assert full["operating_point_fp_per_cm2"] == pytest.approx(metrics["operating_point_fp_per_cm2"])
-    assert full["froc"]["fp_per_cm2"][-1] >= metrics["froc"]["fp_per_cm2"][-1]
 
 
 def test_evaluate_cluster_truth_files(tmp_path):
@@ -222,10 +193,13 @@ def test_evaluate_cluster_truth_files(tmp_path):
 
 def test_train_with_weak_circle_labels(tmp_path):
     """Cluster annotations only: candidates inside circles positive, normal films negative."""
-    paths, circles, normal = [], [], []
+    segmented, circles, normal = [], [], []
     for i, seed in enumerate((50, 51, 52, 53)):
         image, truth = scene(seed, n_calc=6 if i < 2 else 0)
-        paths.append(write_png(tmp_path / f"w{i}.png", image))
+        path = write_png(tmp_path / f"w{i}.png", image)
+        npz, tsv = tmp_path / f"w{i}.npz", tmp_path / f"w{i}.tsv"
+        segment_image_file(path, PARAMS, npz, tsv, pixel_spacing_mm=SPACING)
+        segmented.append((npz, tsv))
         if i < 2:
             ys, xs = np.nonzero(truth)
             circles.append([(float(x), float(y), 3.0) for y, x in zip(ys[::5], xs[::5])])
@@ -233,9 +207,7 @@ def test_train_with_weak_circle_labels(tmp_path):
             circles.append(None)
         normal.append(i >= 2)
     model = tmp_path / "weak.joblib"
-    selector = train_selector_files(
-        paths, None, PARAMS, model, circles=circles, normal=normal, pixel_spacings_mm=[SPACING] * 4
-    )
+    selector = train_selector_files(segmented, PARAMS, model, circles=circles, normal=normal)
     assert model.exists() and selector.n_positive_ >= 6 and selector.n_negative_ > selector.n_positive_
 
 
@@ -243,7 +215,7 @@ def test_train_with_weak_circle_labels(tmp_path):
 def test_config_schemas_document_every_key(section):
     import jsonschema
 
-    from calcsig.segment.stage import section_params, section_schema
+    from calcsig.settings import section_params, section_schema
 
     schema = section_schema(section)
     jsonschema.Draft202012Validator.check_schema(schema)

@@ -168,34 +168,28 @@ def roi_bbox(roi_row: dict, image_shape: tuple[int, int]) -> tuple[int, int, int
     return (0, 0, w, h)
 
 
+MASKS_KEYS = ("min_area_mm2", "background_band_mm", "dilation_scales_mm")
+
+
 def roi_masks_file(
     segment_npz: str | Path,
     roi_row: dict,
     params: dict | None,
     out_npz: str | Path,
-    segment_tsv: str | Path | None = None,
-    selector_threshold: float | None = None,
+    rejected_ids=(),
 ) -> dict:
     """Masks of one ROI from a segment npz; writes `out_npz` (contract arrays) atomically.
 
     roi_row : the ROI's rois.tsv row as a dict (bbox / circle columns, `shape`).
     params : the `masks` config section (defaults from masks.schema.yaml).
-    segment_tsv, selector_threshold : when both are given, objects whose
-        `selector_score` is below the threshold are not foreground. The segment
-        stage keeps every scored candidate so that its evaluation sees the whole
-        FROC curve; the operating point is applied here.
+    rejected_ids : segment object ids that are not foreground: the candidates the
+        selector scored below its operating point (`calcsig.segment.selector.rejected_object_ids`).
     """
-    import pandas as pd
+    from calcsig.segment.store import read_segmentation
+    from calcsig.settings import section_params
 
-    from calcsig.segment.stage import read_segmentation, section_params
-
-    p = section_params("masks", params)
+    p = section_params("masks", params, MASKS_KEYS)
     seg = read_segmentation(segment_npz)
-    rejected = ()
-    if segment_tsv is not None and selector_threshold is not None:
-        table = pd.read_csv(segment_tsv, sep="\t")
-        scored = table["selector_score"].notna()
-        rejected = table.loc[scored & (table["selector_score"] < selector_threshold), "object_id"].to_numpy()
     arrays = roi_masks(
         seg["labels"],
         roi_bbox(roi_row, seg["labels"].shape),
@@ -203,7 +197,7 @@ def roi_masks_file(
         p["min_area_mm2"],
         p["background_band_mm"],
         p["dilation_scales_mm"],
-        rejected,
+        rejected_ids,
     )
     with atomic_path(out_npz) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, **arrays)

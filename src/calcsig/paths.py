@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .integrity import Digest, sidecar_path
+
 # calcsig is installed editable from its repository (README); the workflow's
 # schemas and resources are read from there so there is one copy of each.
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -19,7 +21,8 @@ def atomic_path(target: str | os.PathLike):
     """Yield a temporary path beside `target`; move it into place only on success.
 
     A failed writer leaves nothing at `target`, so a half-written file can never
-    be mistaken for a valid output.
+    be mistaken for a valid output. The digest of what was written is recorded
+    beside it (`calcsig.integrity`), so a later change to the file is noticed.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -31,7 +34,16 @@ def atomic_path(target: str | os.PathLike):
     os.chmod(tmp, 0o666 & ~umask)
     try:
         yield Path(tmp)
+        _record_digest(Path(tmp), target)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _record_digest(written: Path, target: Path) -> None:
+    """Write the sidecar of `target` (digest of `written`, about to replace it), atomically."""
+    sidecar = sidecar_path(target)
+    tmp = sidecar.with_name(f"{sidecar.name}.tmp")
+    tmp.write_text(Digest.of(written).line())
+    os.replace(tmp, sidecar)

@@ -1,4 +1,6 @@
-# Shared helpers: config validation and input functions. No rules here.
+# Shared helpers: config validation, the results check, batching, and input and parameter
+# functions. No rules here. The design is explained in docs/architecture.md; what reruns
+# after which change, in docs/reruns.md.
 
 import functools
 import os
@@ -7,21 +9,32 @@ from pathlib import Path
 
 import pandas as pd
 
-from calcsig.batch import batches
-from calcsig.config import load_config
-from calcsig.errors import ConfigError
-
 REPO = Path(workflow.basedir)
-
-# Scripts import calcsig; in a per-stage conda env the package is not
-# installed, so its source folder is put on the path of every job (and
-# declared below, so that remote executors pass it on).
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p)
+SRC = REPO / "src"
+# The workflow runs the calcsig of its own repository, never another installed copy: first
+# on the path of this process, and of every job (declared below, so that remote executors
+# pass it on; per-stage conda envs do not install calcsig at all).
+sys.path.insert(0, str(SRC))
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)
 
 
 envvars:
     "PYTHONPATH",
 
+
+import calcsig
+from calcsig.batch import chunk
+from calcsig.codedeps import code_files
+from calcsig.cohort import provisional_cohort
+from calcsig.config import load_config
+from calcsig.errors import ConfigError
+from calcsig.ingest.stage import adapter_module, source_files
+from calcsig.integrity import verify_results
+from calcsig.masks import MASKS_KEYS
+from calcsig.segment.params import CANDIDATE_KEYS, EVALUATION_KEYS, SELECTOR_KEYS
+
+if Path(calcsig.__file__).resolve().parent != (SRC / "calcsig").resolve():
+    sys.exit(f"calcsig: the workflow at {REPO} would run calcsig from {calcsig.__file__}, not from {SRC}")
 
 try:
     config.update(load_config(config))
@@ -33,23 +46,96 @@ for section, key in (("segment", "selector_random_state"), ("model", "seed")):
     if config[section][key] is None:
         config[section][key] = config["seed"]
 
+# Batch manifests: each lists the per-image or per-ROI files a batch job wrote, with digests.
+MANIFEST_GLOBS = ("results/segment/batches/*.tsv", "results/masks/batches/*.tsv", "results/features/batches/*.tsv")
 
-def package_code(*parts):
-    """The calcsig source files a rule depends on, so a code change reruns it.
 
-    Snakemake's code trigger sees a rule's script, not the library it calls;
-    listing the library's files as inputs closes that gap.
+def _another_run_holds_this_directory():
+    return any(Path(".snakemake", "locks").glob("*.lock"))
+
+
+# Before planning: remove results that changed after they were written (truncated, edited)
+# and batch manifests whose files are gone, so that the plan rebuilds them. Not in cluster
+# jobs, and not while another run works in this directory (its files are in flux).
+if workflow.is_main_process and not _another_run_holds_this_directory():
+    for message in verify_results("results", MANIFEST_GLOBS):
+        print(f"calcsig: {message}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------- settings and code
+
+
+def settings(section, keys):
+    """The values of config `section` that one rule uses; a change to any other value reruns nothing."""
+    return {key: config[section][key] for key in keys}
+
+
+PARTITION_KEYS = tuple(k for k in config["partition"] if k not in ("audit_policy", "declared_enrichment"))
+AUDIT_KEYS = ("declared_enrichment", "near_duplicate_hamming", "hash_size", "audit_policy")
+MODEL_FIT_KEYS = (
+    "grid",
+    "inner_folds",
+    "target_sensitivity",
+    "families",
+    "global_prefixes",
+    "kmeans_n_init",
+    "smote_k_neighbors",
+    "enn_n_neighbors",
+    "resample",
+    "seed",
+    "main_model",
+    "baselines",
+    "multiclass",
+    "mask_size",
+    "brf_n_estimators",
+    "enrichment",
+)
+MODEL_EVALUATION_KEYS = (
+    "main_model",
+    "grid",
+    "target_sensitivity",
+    "seed",
+    "bootstrap_repeats",
+    "ci_level",
+    "mcnemar_exact_below",
+    "breast_fusion_threshold",
+    "calibration_bins",
+)
+
+
+def relative(path):
+    """`path` relative to the working directory where possible, as Snakemake prints inputs."""
+    path = Path(path)
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
+@functools.cache
+def code(script, *modules):
+    """The calcsig source files a rule's script imports (transitively), so a change to any reruns it.
+
+    modules : modules the script imports by name at run time (an ingest adapter).
     """
-    files = []
-    for part in ("__init__.py", "paths.py", "errors.py") + parts:
-        path = REPO / "src" / "calcsig" / part
-        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
-    # relative to the working directory where possible, as Snakemake prints inputs
-    return [str(f.relative_to(Path.cwd())) if f.is_relative_to(Path.cwd()) else str(f) for f in files]
+    return [relative(p) for p in code_files([REPO / "workflow" / "scripts" / script], SRC, modules)]
+
+
+def shipped(path):
+    """A shipped resource named in config: relative to the working directory if it is
+    there, else to the repository (resources/ travels with the workflow)."""
+    return path if Path(path).is_absolute() or Path(path).exists() else str(REPO / path)
+
+
+# ---------------------------------------------------------------- the corpus
 
 
 def corpus_table(kind):
     return f"results/corpus/{kind}.tsv"
+
+
+def corpus_source_files(wildcards):
+    """Every file the configured source is read from: editing a label or swapping an image reruns ingest."""
+    corpus = config["corpus"]
+    source = corpus["source"]
+    return [relative(p) for p in source_files(source, corpus["path"], corpus.get(source, {}))]
 
 
 def _corpus(kind):
@@ -64,35 +150,65 @@ def _read_table(path, mtime):
     return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
 
 
+def _corpus_version():
+    """Modification times of the corpus tables: cached derivations are keyed by them."""
+    return tuple(os.path.getmtime(getattr(checkpoints.corpus.get().output, k)) for k in ("images", "rois"))
+
+
 def pixel_images():
     """IDs of the images whose pixels are present: the per-image stages run on these."""
+    return list(_pixel_images(_corpus_version()))
+
+
+@functools.cache
+def _pixel_images(version):
     images = _corpus("images")
-    return sorted(images.loc[images["has_pixels"].str.lower() == "true", "image_id"])
+    return tuple(sorted(images.loc[images["has_pixels"].str.lower() == "true", "image_id"]))
 
 
-def located_rois():
-    """IDs of the ROIs with a location (box, circle or mask) on an image with pixels."""
-    rois = _corpus("rois")
-    located = rois["shape"].isin(["bbox", "circle", "mask"]) & rois["image_id"].isin(pixel_images())
-    return sorted(rois.loc[located, "roi_id"])
+def has_pixels():
+    return bool(pixel_images())
 
 
-def shipped(path):
-    """A shipped resource named in config: relative to the working directory if it is
-    there, else to the repository (resources/ travels with the workflow)."""
-    return path if Path(path).is_absolute() or Path(path).exists() else str(REPO / path)
+def cohort_rois():
+    """The ROIs the corpus tables admit to the cohort, ordered by image: masks and features run on these."""
+    return list(_cohort_rois(_corpus_version()))
+
+
+@functools.cache
+def _cohort_rois(version):
+    cohort = provisional_cohort(_corpus("rois"), _corpus("images"), config["cohort"])
+    return tuple(cohort.loc[cohort["included"]].sort_values(["image_id", "roi_id"])["roi_id"])
+
+
+# ---------------------------------------------------------------- batches
 
 
 def image_batches():
-    return batches(pixel_images(), config["execution"]["images_per_job"])
+    return _image_batches(_corpus_version())
+
+
+@functools.cache
+def _image_batches(version):
+    return chunk(pixel_images(), config["execution"]["images_per_job"])
 
 
 def roi_batches():
-    return batches(located_rois(), config["execution"]["rois_per_job"])
+    return _roi_batches(_corpus_version())
 
 
-def batch_of_image(image_id):
-    return next(b for b, ids in image_batches().items() if image_id in ids)
+@functools.cache
+def _roi_batches(version):
+    return chunk(cohort_rois(), config["execution"]["rois_per_job"])
+
+
+def segment_manifest_of(image_id):
+    return f"results/segment/batches/{_batch_of_image(_corpus_version())[image_id]}.tsv"
+
+
+@functools.cache
+def _batch_of_image(version):
+    return {image: batch for batch, ids in image_batches().items() for image in ids}
 
 
 def segment_manifests():
@@ -107,53 +223,133 @@ def features_manifests():
     return expand("results/features/batches/{batch}.tsv", batch=roi_batches())
 
 
-def segment_inputs(wildcards):
-    images = _corpus("images").set_index("image_id")
-    inputs = {
-        "images": [images.at[i, "path"] for i in image_batches()[wildcards.batch]],
-        "code": package_code("imageio.py", "batch.py", "segment"),
-    }
-    if config["segment"]["use_selector"]:
-        inputs["selector"] = "results/segment/selector.joblib"
-    return inputs
-
-
-def segment_batch_params(wildcards):
-    """(image_id, path, pixel spacing in mm) of each image of a segment batch."""
+def image_items(wildcards):
+    """What a segment batch job needs of each of its images (and what its recipe is made of)."""
     images = _corpus("images").set_index("image_id")
     return [
-        {"image_id": i, "path": images.at[i, "path"], "pixel_spacing_mm": float(images.at[i, "pixel_spacing_mm"])}
+        {
+            "image_id": i,
+            "path": images.at[i, "path"],
+            "pixel_spacing_mm": float(images.at[i, "pixel_spacing_mm"]),
+            "sha256": images.at[i, "sha256"],
+        }
         for i in image_batches()[wildcards.batch]
     ]
 
 
-def rois_of_batch(wildcards):
-    """The rois.tsv rows of a ROI batch, each with its image's path."""
+def segment_inputs(wildcards):
+    return {
+        "images": [item["path"] for item in image_items(wildcards)],
+        "code": code("segment.py"),
+    }
+
+
+def roi_items(wildcards):
+    """The rois.tsv rows of a ROI batch, each with its image's path and digest."""
     rois = _corpus("rois").set_index("roi_id", drop=False)
     images = _corpus("images").set_index("image_id")
     return [
-        {**rois.loc[r].to_dict(), "image_path": images.at[rois.at[r, "image_id"], "path"]}
+        {
+            **rois.loc[r].to_dict(),
+            "image_path": images.at[rois.at[r, "image_id"], "path"],
+            "image_sha256": images.at[rois.at[r, "image_id"], "sha256"],
+        }
         for r in roi_batches()[wildcards.batch]
     ]
 
 
-def masks_inputs(wildcards):
-    """The segment manifests of the images a ROI batch lies on."""
-    images = {row["image_id"] for row in rois_of_batch(wildcards)}
+def selector_used():
+    """Whether masks and evaluation apply a trained selector: configured, and truth to train it on.
+
+    Truth is pixel masks, calcification circles, or normal films of a source with
+    circles; which of those images are in the train split is the training job's concern.
+    """
+    return config["segment"]["use_selector"] and truth_images().any()
+
+
+def truth_images():
+    """Per pixel image (indexed by image_id): whether it carries calcification truth."""
+    from calcsig.segment.truth import truth_kinds
+
+    images, rois = _corpus("images"), _corpus("rois")
+    images = images[images["has_pixels"].str.lower() == "true"]
+    if "truth_mask_path" in images:
+        images = images.assign(truth_mask_path=images["truth_mask_path"].where(images["truth_mask_path"] != "", None))
+    kinds = truth_kinds(images, rois)
+    used = kinds["truth_path"].notna() | kinds["circles"].notna() | kinds["normal"]
+    return pd.Series(used.to_numpy(), index=images["image_id"].to_numpy())
+
+
+def selector_inputs(wildcards):
+    images = _corpus("images")
+    truth = [t for t in images.get("truth_mask_path", []) if t]
     return {
-        "segments": sorted({f"results/segment/batches/{batch_of_image(i)}.tsv" for i in images}),
-        "code": package_code("batch.py", "masks.py", "segment"),
+        "images": corpus_table("images"),
+        "rois": corpus_table("rois"),
+        "assignment": "results/splits/assignment.tsv",
+        "segmented": segment_manifests(),
+        "truth": sorted(truth),
+        "code": code("train_selector.py"),
     }
+
+
+def with_selector(inputs):
+    """`inputs` plus the trained selector, when masks and evaluation apply one."""
+    return {**inputs, "selector": "results/segment/selector.joblib"} if selector_used() else inputs
+
+
+def masks_inputs(wildcards):
+    """The segment manifests of the images a ROI batch lies on, and the selector that scores their candidates."""
+    images = {row["image_id"] for row in roi_items(wildcards)}
+    return with_selector({"segments": sorted({segment_manifest_of(i) for i in images}), "code": code("masks.py")})
+
+
+def segmentation_evaluation_inputs(wildcards):
+    return with_selector(
+        {
+            "images": corpus_table("images"),
+            "rois": corpus_table("rois"),
+            "assignment": "results/splits/assignment.tsv",
+            "segmented": segment_manifests(),
+            "code": code("evaluate_segmentation.py"),
+        }
+    )
+
+
+def operating_threshold():
+    """The selector's score threshold the masks and evaluation apply (None: plain HDoG, every candidate)."""
+    return config["segment"]["selector_threshold"] if selector_used() else None
 
 
 def features_inputs(wildcards):
     return {
         "masks": f"results/masks/batches/{wildcards.batch}.tsv",
-        "images": sorted({row["image_path"] for row in rois_of_batch(wildcards)}),
+        "images": sorted({row["image_path"] for row in roi_items(wildcards)}),
         "foreground_settings": shipped(config["features"]["radiomics_foreground"]),
         "background_settings": shipped(config["features"]["radiomics_background"]),
-        "code": package_code("imageio.py", "batch.py", "features"),
+        "code": code("features.py"),
     }
+
+
+# ---------------------------------------------------------------- cohort and models
+
+
+def cohort_inputs(wildcards):
+    inputs = {
+        "images": corpus_table("images"),
+        "rois": corpus_table("rois"),
+        "assignment": "results/splits/assignment.tsv",
+        "code": code("cohort.py"),
+    }
+    if cohort_rois():
+        inputs["features"] = "results/features/rois.parquet"
+        inputs["masks"] = masks_manifests()
+    return inputs
+
+
+def models_run():
+    """Whether any ROI can enter the models (pixels, a location, the cohort's selection)."""
+    return has_pixels() and bool(cohort_rois())
 
 
 def outer_fold_labels():
@@ -171,10 +367,12 @@ def model_inputs(wildcards):
     inputs = {
         "objects": "results/features/objects.parquet",
         "rois": "results/features/rois.parquet",
+        "cohort": "results/cohort/rois.tsv",
         "corpus_rois": corpus_table("rois"),
         "images": corpus_table("images"),
         "assignment": "results/splits/assignment.tsv",
-        "code": package_code("model"),
+        "grid": shipped(config["model"]["grid_file"]),
+        "code": code("model_fold.py"),
     }
     if wildcards.model == "mask_brf":
         inputs["masks"] = masks_manifests()
@@ -199,12 +397,47 @@ def search_files():
     return expand("results/model/outer{fold}/{model}/search.json", fold=outer_fold_labels(), model=model_names())
 
 
-def final_targets():
-    return [
+# ---------------------------------------------------------------- targets
+
+
+def report_inputs(wildcards):
+    """What the report shows; stages that cannot run on this corpus are simply absent."""
+    inputs = {
+        "images": corpus_table("images"),
+        "rois": corpus_table("rois"),
+        "subjects": corpus_table("subjects"),
+        "balance": "results/splits/balance.tsv",
+        "balance_json": "results/splits/balance.json",
+        "audit": "results/splits/audit.json",
+        "audit_table": "results/splits/audit.tsv",
+        "cohort": "results/cohort/summary.json",
+        "code": code("report.py"),
+    }
+    if has_pixels():
+        inputs.update(
+            segmentation="results/metrics/segmentation.json",
+            froc="results/segment/froc.png",
+            gallery="results/segment/gallery.png",
+        )
+    if models_run():
+        inputs.update(
+            features="results/features/rois.parquet",
+            models="results/metrics/models.json",
+            models_table="results/metrics/models.tsv",
+        )
+    return inputs
+
+
+def final_targets(wildcards):
+    targets = [
         *(corpus_table(kind) for kind in ("images", "rois", "subjects")),
         "results/splits/audit.json",
-        "results/metrics/segmentation.json",
-        "results/model/predictions.parquet",
-        "results/metrics/models.json",
+        "results/cohort/checked.txt",
+        "results/cohort/rois.tsv",
         "results/report/index.html",
     ]
+    if has_pixels():
+        targets.append("results/metrics/segmentation.json")
+    if models_run():
+        targets += ["results/model/predictions.parquet", "results/metrics/models.json"]
+    return targets

@@ -3,22 +3,25 @@
 
 checkpoint corpus:
     input:
-        code=package_code("tables.py", "imageio.py", "ingest", "synthetic"),
+        # every file the source is read from, so that an edited label or a swapped image reruns ingest
+        sources=corpus_source_files,
+        code=code("corpus.py", adapter_module(config["corpus"]["source"])),
     output:
         images=corpus_table("images"),
         rois=corpus_table("rois"),
         subjects=corpus_table("subjects"),
+        skipped="results/corpus/skipped.tsv",
     log:
         "logs/corpus.log",
     benchmark:
-        "benchmarks/results/corpus.tsv"
+        "results/benchmarks/corpus.tsv"
     conda:
         "../../envs/corpus.yaml"
     params:
         source=config["corpus"]["source"],
         path=config["corpus"]["path"],
-        adapter=lambda wildcards: config["corpus"][config["corpus"]["source"]],
-        seed=config["seed"],
-        out_dir=lambda wildcards, output: str(Path(output.images).parent),
+        adapter=config["corpus"].get(config["corpus"]["source"], {}),
+        # the seed generates the synthetic corpus; real sources do not use it
+        seed=config["seed"] if config["corpus"]["source"] == "synthetic" else None,
     script:
         "../scripts/corpus.py"

@@ -12,12 +12,12 @@ rule features:
     log:
         "logs/features/{batch}.log",
     benchmark:
-        "benchmarks/results/features/{batch}.tsv"
+        "results/benchmarks/features/{batch}.tsv"
     conda:
         "../../envs/features.yaml"
     params:
-        rois=rois_of_batch,
-        features=config["features"],
+        rois=roi_items,
+        families=config["features"]["families"],
     script:
         "../scripts/features.py"
 
@@ -25,14 +25,14 @@ rule features:
 rule gather_features:
     input:
         manifests=lambda wildcards: features_manifests(),
-        code=package_code("batch.py", "features"),
+        code=code("gather_features.py"),
     output:
         objects="results/features/objects.parquet",
         rois="results/features/rois.parquet",
     log:
         "logs/features/gather_features.log",
     benchmark:
-        "benchmarks/results/features/gather_features.tsv"
+        "results/benchmarks/features/gather_features.tsv"
     conda:
         "../../envs/features.yaml"
     script:

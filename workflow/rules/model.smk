@@ -11,15 +11,14 @@ rule model_fold:
     log:
         "logs/model/outer{fold}/{model}.log",
     benchmark:
-        "benchmarks/results/model/outer{fold}/{model}.tsv"
+        "results/benchmarks/model/outer{fold}/{model}.tsv"
     wildcard_constraints:
         fold="[0-9]+|eval",
     conda:
         "../../envs/model.yaml"
     threads: 1
     params:
-        model=config["model"],
-        out_dir=lambda wildcards, output: str(Path(output.predictions).parent),
+        model=settings("model", MODEL_FIT_KEYS),
         masks_dir=masks_dir,
     script:
         "../scripts/model_fold.py"
@@ -27,14 +26,14 @@ rule model_fold:
 
 rule gather_predictions:
     input:
-        predictions=prediction_files(),
-        code=package_code("model"),
+        predictions=lambda wildcards: prediction_files(),
+        code=code("gather_predictions.py"),
     output:
         "results/model/predictions.parquet",
     log:
         "logs/model/gather_predictions.log",
     benchmark:
-        "benchmarks/results/model/gather_predictions.tsv"
+        "results/benchmarks/model/gather_predictions.tsv"
     conda:
         "../../envs/model.yaml"
     script:
@@ -43,21 +42,22 @@ rule gather_predictions:
 
 rule evaluate_models:
     input:
-        predictions=prediction_files(),
-        searches=search_files(),
+        predictions=lambda wildcards: prediction_files(),
+        searches=lambda wildcards: search_files(),
         images=corpus_table("images"),
         rois=corpus_table("rois"),
-        code=package_code("model"),
+        cohort="results/cohort/summary.json",
+        code=code("evaluate_models.py"),
     output:
         json="results/metrics/models.json",
         tsv=report("results/metrics/models.tsv", caption="../report/models.rst", category="Model"),
     log:
         "logs/model/evaluate_models.log",
     benchmark:
-        "benchmarks/results/model/evaluate_models.tsv"
+        "results/benchmarks/model/evaluate_models.tsv"
     conda:
         "../../envs/model.yaml"
     params:
-        model=config["model"],
+        model=settings("model", MODEL_EVALUATION_KEYS),
     script:
         "../scripts/evaluate_models.py"

@@ -1,4 +1,6 @@
-# Partition: subjects -> train/dev/eval and outer folds, balanced; then the leak audit.
+# Partition: subjects -> train/dev/eval and outer folds, balanced; then the leak audit,
+# and the check that the cohort can fill the folds. Partition and check run first (priority),
+# so a cohort too small stops the run before the image stages are under way.
 
 
 rule partition:
@@ -6,7 +8,7 @@ rule partition:
         images=corpus_table("images"),
         rois=corpus_table("rois"),
         subjects=corpus_table("subjects"),
-        code=package_code("tables.py", "partition"),
+        code=code("partition.py"),
     output:
         assignment="results/splits/assignment.tsv",
         balance=report(
@@ -18,11 +20,12 @@ rule partition:
     log:
         "logs/partition.log",
     benchmark:
-        "benchmarks/results/partition.tsv"
+        "results/benchmarks/partition.tsv"
+    priority: 100
     conda:
         "../../envs/corpus.yaml"
     params:
-        partition=config["partition"],
+        partition=settings("partition", PARTITION_KEYS),
         seed=config["seed"],
     script:
         "../scripts/partition.py"
@@ -33,7 +36,7 @@ rule audit:
         images=corpus_table("images"),
         rois=corpus_table("rois"),
         assignment="results/splits/assignment.tsv",
-        code=package_code("tables.py", "imageio.py", "partition"),
+        code=code("audit.py"),
     output:
         audit="results/splits/audit.json",
         table=report(
@@ -44,10 +47,49 @@ rule audit:
     log:
         "logs/audit.log",
     benchmark:
-        "benchmarks/results/audit.tsv"
+        "results/benchmarks/audit.tsv"
     conda:
         "../../envs/corpus.yaml"
     params:
-        partition=config["partition"],
+        partition=settings("partition", AUDIT_KEYS),
     script:
         "../scripts/audit.py"
+
+
+rule check_cohort:
+    input:
+        images=corpus_table("images"),
+        rois=corpus_table("rois"),
+        assignment="results/splits/assignment.tsv",
+        code=code("check_cohort.py"),
+    output:
+        "results/cohort/checked.txt",
+    log:
+        "logs/check_cohort.log",
+    benchmark:
+        "results/benchmarks/check_cohort.tsv"
+    priority: 100
+    conda:
+        "../../envs/corpus.yaml"
+    params:
+        cohort=config["cohort"],
+    script:
+        "../scripts/check_cohort.py"
+
+
+rule cohort:
+    input:
+        unpack(cohort_inputs),
+    output:
+        rois="results/cohort/rois.tsv",
+        summary="results/cohort/summary.json",
+    log:
+        "logs/cohort.log",
+    benchmark:
+        "results/benchmarks/cohort.tsv"
+    conda:
+        "../../envs/corpus.yaml"
+    params:
+        cohort=config["cohort"],
+    script:
+        "../scripts/cohort.py"

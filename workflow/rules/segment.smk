@@ -1,25 +1,6 @@
-# Segment: HDoG candidates per image, scored by a selector trained on the train split;
-# masks per ROI (the selector's operating point is applied there); segmentation evaluation.
-
-
-rule train_selector:
-    input:
-        images=corpus_table("images"),
-        rois=corpus_table("rois"),
-        assignment="results/splits/assignment.tsv",
-        code=package_code("tables.py", "imageio.py", "segment"),
-    output:
-        "results/segment/selector.joblib",
-    log:
-        "logs/segment/train_selector.log",
-    benchmark:
-        "benchmarks/results/segment/train_selector.tsv"
-    conda:
-        "../../envs/segment.yaml"
-    params:
-        segment=config["segment"],
-    script:
-        "../scripts/train_selector.py"
+# Segment: HDoG candidates per image (with their selector features, stored once); a selector
+# trained on the stored candidates of the train split; masks per ROI (the selector's
+# operating point is applied there); segmentation evaluation on the held-out images.
 
 
 rule segment:
@@ -31,15 +12,31 @@ rule segment:
     log:
         "logs/segment/{batch}.log",
     benchmark:
-        "benchmarks/results/segment/{batch}.tsv"
+        "results/benchmarks/segment/{batch}.tsv"
     conda:
         "../../envs/segment.yaml"
     params:
-        images=segment_batch_params,
-        # every scored candidate is kept; masks apply the operating point
-        segment={**config["segment"], "selector_threshold": 0.0},
+        images=image_items,
+        segment=settings("segment", CANDIDATE_KEYS),
     script:
         "../scripts/segment.py"
+
+
+rule train_selector:
+    input:
+        unpack(selector_inputs),
+    output:
+        "results/segment/selector.joblib",
+    log:
+        "logs/segment/train_selector.log",
+    benchmark:
+        "results/benchmarks/segment/train_selector.tsv"
+    conda:
+        "../../envs/segment.yaml"
+    params:
+        segment=settings("segment", SELECTOR_KEYS),
+    script:
+        "../scripts/train_selector.py"
 
 
 rule masks:
@@ -51,24 +48,20 @@ rule masks:
     log:
         "logs/masks/{batch}.log",
     benchmark:
-        "benchmarks/results/masks/{batch}.tsv"
+        "results/benchmarks/masks/{batch}.tsv"
     conda:
         "../../envs/segment.yaml"
     params:
-        rois=rois_of_batch,
-        masks=config["masks"],
-        selector_threshold=(config["segment"]["selector_threshold"] if config["segment"]["use_selector"] else None),
+        rois=roi_items,
+        masks=settings("masks", MASKS_KEYS),
+        selector_threshold=lambda wildcards: operating_threshold(),
     script:
         "../scripts/masks.py"
 
 
 rule evaluate_segmentation:
     input:
-        images=corpus_table("images"),
-        rois=corpus_table("rois"),
-        assignment="results/splits/assignment.tsv",
-        segmented=lambda wildcards: segment_manifests(),
-        code=package_code("tables.py", "imageio.py", "segment"),
+        unpack(segmentation_evaluation_inputs),
     output:
         json="results/metrics/segmentation.json",
         froc=report("results/segment/froc.png", caption="../report/froc.rst", category="Segmentation"),
@@ -76,11 +69,11 @@ rule evaluate_segmentation:
     log:
         "logs/segment/evaluate_segmentation.log",
     benchmark:
-        "benchmarks/results/segment/evaluate_segmentation.tsv"
+        "results/benchmarks/segment/evaluate_segmentation.tsv"
     conda:
         "../../envs/segment.yaml"
     params:
-        segment=config["segment"],
-        segment_dir=lambda wildcards, input: str(Path(input.segmented[0]).parent.parent),
+        segment=settings("segment", EVALUATION_KEYS),
+        selector_threshold=lambda wildcards: operating_threshold(),
     script:
         "../scripts/evaluate_segmentation.py"

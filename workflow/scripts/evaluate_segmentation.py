@@ -1,17 +1,21 @@
 """Snakemake adapter: FROC, cluster-level metrics and figures on the held-out images."""
 
-from calcsig.logs import log_to
-from calcsig.segment.corpus import evaluate_held_out
+from pathlib import Path
 
+from calcsig.logs import log_to
+from calcsig.segment.evaluate_files import evaluate_held_out
+
+inputs = snakemake.input
 with log_to(snakemake.log[0]):
     evaluate_held_out(
-        snakemake.input.images,
-        snakemake.input.rois,
-        snakemake.input.assignment,
-        snakemake.params.segment_dir,
+        inputs.images,
+        inputs.rois,
+        inputs.assignment,
+        Path(inputs.segmented[0]).parent.parent,
         snakemake.params.segment,
         snakemake.output.json,
         snakemake.output.froc,
         snakemake.output.gallery,
-        with_selector=snakemake.params.segment["use_selector"],
+        selector_path=inputs.get("selector"),
+        selector_threshold=snakemake.params.selector_threshold,
     )

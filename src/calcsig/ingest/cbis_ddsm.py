@@ -23,6 +23,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pandas as pd
+
 from ..imageio import ImageReadError, read_image
 from .common import (
     Problems,
@@ -64,6 +66,26 @@ def find_tables(path: Path, subsets: list[str]) -> list[tuple[Path, str, str]]:
         if match and match["subset"].lower() in subsets:
             found.append((candidate, match["subset"].lower(), match["split"].lower()))
     return found
+
+
+def source_files(path: Path | None, params: dict) -> list[Path]:
+    """The files the corpus is read from: the case description tables and, with
+    `image_root`, every image and mask file they name that exists."""
+    if path is None or not Path(path).exists():
+        return []
+    tables = [t for t, _, _ in find_tables(Path(path), list(params.get("subsets", ["calc", "mass"])))]
+    files = set(tables)
+    if params.get("image_root"):
+        root = Path(params["image_root"])
+        for table in tables:
+            try:
+                frame = pd.read_csv(table, dtype=str, keep_default_na=False)
+            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError):
+                continue
+            for column in ("image file path", "ROI mask file path", "cropped image file path"):
+                if column in frame.columns:
+                    files.update(f for v in frame[column] if v.strip() and (f := root / v.strip()).is_file())
+    return sorted(files)
 
 
 def ingest_cbis_ddsm(path: Path | None, params: dict, out_dir: Path) -> dict:

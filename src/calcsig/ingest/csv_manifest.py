@@ -12,6 +12,8 @@ import math
 import re
 from pathlib import Path
 
+import pandas as pd
+
 from ..imageio import ImageReadError, read_image
 from .common import (
     Problems,
@@ -102,6 +104,26 @@ class _Row:
                 f"{text!r} is not a file-safe ID (letters, digits, '.', '_', '-'; starting with a letter or digit)",
             )
         return text
+
+
+def source_files(path: Path | None, params: dict) -> list[Path]:
+    """The files the corpus is read from: the manifest and every image and mask it names.
+
+    A manifest that cannot be read gives just itself: the ingest step then
+    reports what is wrong with it.
+    """
+    if path is None or not Path(path).is_file():
+        return []
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError):
+        return [path]
+    named = set()
+    for column in ("image_path", "mask_path", "truth_mask_path"):
+        if column in frame.columns:
+            named.update(path.parent / v.strip() for v in frame[column] if v.strip())
+    return [path, *sorted(f for f in named if f.is_file())]
 
 
 def ingest_csv(path: Path | None, params: dict, out_dir: Path) -> dict:

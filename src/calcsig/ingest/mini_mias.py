@@ -115,6 +115,16 @@ def _film_number(reference: str) -> int:
     return int(reference[3:])
 
 
+def source_files(path: Path | None, params: dict) -> list[Path]:
+    """The files the corpus is read from: the truth file and every mdbNNN image of the folder."""
+    if path is None or not Path(path).is_dir():
+        return []
+    directory = Path(path)
+    info = directory / params.get("info_file", "Info.txt")
+    images = [p for p in directory.iterdir() if p.name.startswith("mdb") and p.suffix in IMAGE_SUFFIXES]
+    return sorted([info, *images] if info.is_file() else images)
+
+
 def ingest_mini_mias(path: Path | None, params: dict, out_dir: Path) -> dict:
     """Corpus tables of a mini-MIAS directory (Info.txt + mdbNNN.png/.pgm).
 

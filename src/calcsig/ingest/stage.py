@@ -6,6 +6,9 @@ import importlib
 import logging
 from pathlib import Path
 
+import pandas as pd
+
+from ..paths import atomic_path
 from ..tables import validate_corpus, write_tables
 
 log = logging.getLogger(__name__)
@@ -18,12 +21,22 @@ ADAPTERS = {
 }
 
 
-def adapter(source: str):
-    """The ingest function of `source` (imported lazily: each pulls in its own readers)."""
+def adapter_module(source: str) -> str:
+    """Dotted name of the module that reads `source`."""
     if source not in ADAPTERS:
         raise ValueError(f"unknown corpus source {source!r}; expected one of {sorted(ADAPTERS)}")
-    module, _, name = ADAPTERS[source].partition(":")
-    return getattr(importlib.import_module(module), name)
+    return ADAPTERS[source].partition(":")[0]
+
+
+def adapter(source: str):
+    """The ingest function of `source` (imported lazily: each pulls in its own readers)."""
+    module = importlib.import_module(adapter_module(source))
+    return getattr(module, ADAPTERS[source].partition(":")[2])
+
+
+def source_files(source: str, path: str | None, params: dict) -> list[Path]:
+    """The files whose content the corpus of `source` is read from (each adapter's `source_files`)."""
+    return importlib.import_module(adapter_module(source)).source_files(Path(path) if path else None, params)
 
 
 def build_corpus(source: str, path: str | None, params: dict, out_dir: str | Path, outputs: dict) -> dict:
@@ -33,8 +46,14 @@ def build_corpus(source: str, path: str | None, params: dict, out_dir: str | Pat
     """
     tables = adapter(source)(Path(path) if path else None, params, Path(out_dir))
     where = f"corpus source {source}" + (f" at {path}" if path else "")
+    skipped = tables.get("skipped")
     tables = validate_corpus(tables["images"], tables["rois"], tables["subjects"], where)
-    write_tables(tables, outputs)
+    write_tables(tables, {kind: outputs[kind] for kind in tables})
+    if "skipped" in outputs:
+        # files the source holds that are not images of the corpus, each with the reason
+        frame = skipped if skipped is not None else pd.DataFrame(columns=["path", "reason"])
+        with atomic_path(outputs["skipped"]) as tmp:
+            frame.to_csv(tmp, sep="\t", index=False)
     log.info(
         "corpus from %s: %d subjects, %d images, %d ROIs",
         source,

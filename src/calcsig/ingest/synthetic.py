@@ -7,6 +7,11 @@ from pathlib import Path
 from ..synthetic import generate_corpus, resolve_settings
 
 
+def source_files(path: Path | None, params: dict) -> list[Path]:
+    """None: the corpus is generated from its settings (and the seed), not read from files."""
+    return []
+
+
 def ingest_synthetic(path: Path | None, params: dict, out_dir: Path) -> dict:
     """Generate the synthetic corpus under out_dir/synthetic and return its tables.
 

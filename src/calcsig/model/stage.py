@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ..cohort import read_cohort
 from ..paths import REPO_ROOT, SCHEMA_DIR, atomic_path
 from ..tables import read_table
 from . import baselines, metrics, stats
@@ -118,9 +119,16 @@ def load_grid(params: dict, model_name: str) -> dict:
 
 
 def load_model_data(
-    objects_parquet, rois_parquet, corpus_rois_tsv, images_tsv, assignment_tsv, global_prefixes=GLOBAL_PREFIXES
+    objects_parquet,
+    rois_parquet,
+    corpus_rois_tsv,
+    images_tsv,
+    assignment_tsv,
+    global_prefixes=GLOBAL_PREFIXES,
+    cohort_tsv=None,
 ):
-    """(cases, object table, images, global feature names): one row per ROI of the partition.
+    """(cases, object table, images, global feature names): one row per ROI of the partition
+    (of the cohort's included ROIs when `cohort_tsv` is given, with the cohort's labels).
 
     `cases` has roi_id, the global feature columns (numeric columns of the
     ROI table starting with one of `global_prefixes`; ``qc_*`` columns
@@ -144,6 +152,12 @@ def load_model_data(
         log.warning("%s: non-numeric column(s) not used as features: %s", rois_parquet, text)
         globals_ = [c for c in globals_ if c not in text]
     cases = assignment[["roi_id", "subject_id", "image_id", "split", "outer_fold"]].astype(str)
+    if cohort_tsv is not None:
+        cohort = read_cohort(cohort_tsv).set_index("roi_id")
+        cases = cases[cases["roi_id"].map(cohort["included"]).fillna(False).astype(bool)]
+        corpus = corpus.set_index(corpus["roi_id"].astype(str))
+        corpus.loc[cohort.index, "label"] = cohort["label"]
+        corpus = corpus.reset_index(drop=True)
     missing = sorted(set(cases["roi_id"]) - set(roi_feats["roi_id"]))
     if missing:
         raise ValueError(
@@ -341,6 +355,7 @@ def run_outer_fold(
     model_name,
     out_dir,
     masks_dir=None,
+    cohort_tsv=None,
 ) -> dict:
     """One model on one outer fold: writes ``out_dir/predictions.parquet`` and ``out_dir/search.json``.
 
@@ -350,7 +365,7 @@ def run_outer_fold(
     """
     p = resolve_params(params)
     cases, objects, images, globals_ = load_model_data(
-        objects_parquet, rois_parquet, corpus_rois_tsv, images_tsv, assignment_tsv, p["global_prefixes"]
+        objects_parquet, rois_parquet, corpus_rois_tsv, images_tsv, assignment_tsv, p["global_prefixes"], cohort_tsv
     )
     pred, record = predict_cases(cases, objects, images, globals_, params, fold, model_name, masks_dir)
     out_dir = Path(out_dir)
@@ -457,7 +472,9 @@ def _compare(a: pd.DataFrame, b: pd.DataFrame, key: list[str], params: dict) -> 
     return out
 
 
-def evaluate_models(predictions_parquets, images_tsv, params, out_json, out_tsv, corpus_rois_tsv=None) -> dict:
+def evaluate_models(
+    predictions_parquets, images_tsv, params, out_json, out_tsv, corpus_rois_tsv=None, cohort=None
+) -> dict:
     """Metrics of every model at ROI, image and breast level, and paired tests against the main model.
 
     `predictions_parquets` is one gathered predictions file or a list of
@@ -536,6 +553,7 @@ def evaluate_models(predictions_parquets, images_tsv, params, out_json, out_tsv,
                     if res["n"]:
                         comparisons.append({"a": main, "b": other, "level": level, "set": s, **res})
     result = {
+        **({"cohort": cohort} if cohort is not None else {}),
         "main_model": main,
         "settings": {
             k: params[k]

@@ -1,5 +1,6 @@
-"""Calcification segmentation: breast region, HDoG candidates, selector, evaluation."""
+"""Calcification segmentation: breast region, HDoG candidates, selector, evaluation.
 
-from calcsig.segment.stage import evaluate_segmentation_files, segment_image, segment_image_file, train_selector_files
-
-__all__ = ["segment_image", "segment_image_file", "train_selector_files", "evaluate_segmentation_files"]
+Candidates on disk: `calcsig.segment.store`; the selector: `calcsig.segment.selector`;
+evaluation: `calcsig.segment.evaluate` (metrics) and `calcsig.segment.evaluate_files`;
+which config keys each part uses: `calcsig.segment.params`.
+"""

@@ -14,6 +14,7 @@ from scipy.spatial import cKDTree
 
 from calcsig.segment.breast import breast_mask
 from calcsig.segment.hdog import HDoGResult, hdog_detect
+from calcsig.segment.params import CANDIDATE_KEYS, HDOG_KEYS, segment_params
 
 FEATURE_NAMES = (
     "area_mm2",
@@ -29,23 +30,13 @@ FEATURE_NAMES = (
     "neighbours_in_context",
 )
 
-HDOG_KEYS = (
-    "sigma_min_mm",
-    "sigma_max_mm",
-    "sigma_ratio",
-    "h_thr",
-    "threshold_mode",
-    "threshold_abs",
-    "threshold_noise",
-)
-
 
 @dataclass
 class Candidates:
     """Objects found on one image, before any selection.
 
     labels : (H, W) int32; breast : (H, W) bool; hdog : the detector's result;
-    features : (n, len(FEATURE_NAMES)) float64 or None when not computed;
+    features : (n, len(FEATURE_NAMES)) float64;
     centroid_yx_px : (n, 2); area_px : (n,).
     """
 
@@ -54,7 +45,7 @@ class Candidates:
     hdog: HDoGResult
     centroid_yx_px: np.ndarray
     area_px: np.ndarray
-    features: np.ndarray | None
+    features: np.ndarray
 
 
 def object_geometry(labels: np.ndarray, n: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -170,27 +161,19 @@ def _filter_by_area(hdog: HDoGResult, pixel_spacing_mm: float, min_area_mm2: flo
     return HDoGResult(lut[hdog.labels], hdog.dog_response[keep], hdog.scale_px[keep], hdog.noise, hdog.threshold)
 
 
-def detect_candidates(
-    image: np.ndarray, pixel_spacing_mm: float, params: dict, with_features: bool = False
-) -> Candidates:
-    """Breast region, HDoG objects and (optionally) their features, for one image.
+def detect_candidates(image: np.ndarray, pixel_spacing_mm: float, params: dict | None = None) -> Candidates:
+    """Breast region, HDoG objects and their features (`FEATURE_NAMES`), for one image.
 
-    `params` is the `segment` config section (mm units; defaults from
-    workflow/schemas/config/segment.schema.yaml are filled by the caller or here).
+    `params` holds the `segment` config keys of `CANDIDATE_KEYS` (mm units;
+    missing keys take the defaults of workflow/schemas/config/segment.schema.yaml).
     """
-    from calcsig.segment.stage import segment_params
-
-    p = segment_params(params)
+    p = segment_params(params, CANDIDATE_KEYS)
     image = np.asarray(image)
     breast = breast_mask(image, pixel_spacing_mm, p["skin_margin_mm"], p["border_margin_mm"])
     hdog = hdog_detect(image, pixel_spacing_mm, breast, **{k: p[k] for k in HDOG_KEYS})
     hdog = _filter_by_area(hdog, pixel_spacing_mm, p["min_area_mm2"], p["max_area_mm2"])
     area, centroid, _ = object_geometry(hdog.labels)
-    features = None
-    if with_features:
-        lo, hi = float(image.min()), float(image.max())
-        unit = (image.astype(np.float32) - np.float32(lo)) * np.float32(1.0 / (hi - lo) if hi > lo else 0.0)
-        features = candidate_features(
-            unit, hdog.labels, hdog, pixel_spacing_mm, p["background_mm"], p["context_radius_mm"]
-        )
+    lo, hi = float(image.min()), float(image.max())
+    unit = (image.astype(np.float32) - np.float32(lo)) * np.float32(1.0 / (hi - lo) if hi > lo else 0.0)
+    features = candidate_features(unit, hdog.labels, hdog, pixel_spacing_mm, p["background_mm"], p["context_radius_mm"])
     return Candidates(hdog.labels, breast, hdog, centroid, area, features)

@@ -1,0 +1,61 @@
+"""The `segment` config section, and which of its keys each part of the stage uses.
+
+Keeping the key lists here (not in the modules that use them) lets the
+workflow hand each rule exactly the values it uses, and lets every segment
+module import them without importing each other.
+"""
+
+from __future__ import annotations
+
+from calcsig.settings import section_params
+
+# breast region, HDoG detection, area filter and the per-candidate features: the `segment` rule
+CANDIDATE_KEYS = (
+    "skin_margin_mm",
+    "border_margin_mm",
+    "sigma_min_mm",
+    "sigma_max_mm",
+    "sigma_ratio",
+    "h_thr",
+    "threshold_mode",
+    "threshold_noise",
+    "threshold_abs",
+    "min_area_mm2",
+    "max_area_mm2",
+    "background_mm",
+    "context_radius_mm",
+)
+HDOG_KEYS = (
+    "sigma_min_mm",
+    "sigma_max_mm",
+    "sigma_ratio",
+    "h_thr",
+    "threshold_mode",
+    "threshold_abs",
+    "threshold_noise",
+)
+# the selector's training: its hyper-parameters and the rule matching candidates to truth
+SELECTOR_KEYS = (
+    "selector_max_iter",
+    "selector_learning_rate",
+    "selector_max_leaf_nodes",
+    "selector_min_samples_leaf",
+    "selector_random_state",
+    "match_distance_mm",
+    "match_iou",
+)
+# evaluation against truth and its figures
+EVALUATION_KEYS = (
+    "match_distance_mm",
+    "match_iou",
+    "fp_per_cm2",
+    "cluster_min_objects",
+    "cluster_diameter_mm",
+    "gallery_size",
+    "gallery_crop_mm",
+)
+
+
+def segment_params(params: dict | None, keys: tuple[str, ...] | None = None) -> dict:
+    """The `segment` section validated with defaults filled (only `keys` when given)."""
+    return section_params("segment", params, keys)

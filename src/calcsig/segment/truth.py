@@ -1,0 +1,59 @@
+"""Calcification truth as the corpus tables give it, and the split of each image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def read_truth_labels(path: str | Path) -> np.ndarray:
+    """Ground-truth label image (PNG/TIFF/npy; 0 background, 1..n objects) as int32."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        return np.load(path).astype(np.int32)
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return np.asarray(img).astype(np.int32)
+
+
+def circles_by_image(rois: pd.DataFrame) -> dict[str, list[tuple[float, float, float]]]:
+    """Calcification circles (x, y, radius px) per image from rois.tsv."""
+    out: dict[str, list] = {}
+    if rois.empty:
+        return out
+    abn = rois.get("abnormality", pd.Series("", index=rois.index)).fillna("").astype(str).str.lower()
+    sel = (rois["shape"] == "circle") & abn.str.contains("calc")
+    for _, row in rois[sel].iterrows():
+        out.setdefault(str(row["image_id"]), []).append(
+            (float(row["center_x"]), float(row["center_y"]), float(row["radius_px"]))
+        )
+    return out
+
+
+def image_splits(assignment_tsv) -> pd.Series:
+    """Split of each image (image rows of assignment.tsv), indexed by image_id."""
+    assignment = pd.read_csv(assignment_tsv, sep="\t", dtype=str, keep_default_na=False)
+    images = assignment[assignment["level"] == "image"]
+    return images.set_index("image_id")["split"]
+
+
+def truth_kinds(images: pd.DataFrame, rois: pd.DataFrame) -> pd.DataFrame:
+    """Per image (indexed like `images`): `truth_path` (pixel truth or None), `circles`
+    (calcification circles or None) and `normal` (a film of a source with circle
+    truth that has no ROI at all: every candidate on it is a false positive)."""
+    circles = circles_by_image(rois)
+    ids = images["image_id"].astype(str)
+    circle_sources = set(images.loc[ids.isin(circles), "source"].astype(str))
+    with_roi = set(rois["image_id"].astype(str))
+    truth = images["truth_mask_path"] if "truth_mask_path" in images else pd.Series(None, index=images.index)
+    return pd.DataFrame(
+        {
+            "truth_path": [t if isinstance(t, str) and t else None for t in truth],
+            "circles": [circles.get(i) for i in ids],
+            "normal": images["source"].astype(str).isin(circle_sources).to_numpy() & ~ids.isin(with_roi).to_numpy(),
+        },
+        index=images.index,
+    )
