@@ -402,8 +402,15 @@ def test_a_file_whose_codec_is_missing_is_an_error_naming_syntax_and_package(tmp
 def test_a_folder_without_any_mammogram_is_an_error(tmp_path):
     root = tmp_path / "reports"
     write_pixelless(root / "sr.dcm", uid.ComprehensiveSRStorage, "SR")
-    with pytest.raises(IngestError, match="no mammogram kept .* among 1 DICOM file"):
+    write_pixelless(root / "sr2.dcm", uid.ComprehensiveSRStorage, "SR")
+    write_mammogram(root / "ct.dcm", mammogram_pixels(8), Modality="CT", SOPClassUID=uid.CTImageStorage)
+    with pytest.raises(IngestError) as caught:
         ingest_dicom_dir(root, PARAMS, tmp_path)
+    assert caught.value.problems == [
+        f"{root}: no mammogram kept (single-frame grayscale DICOM with Modality MG and pixel data) among 3 "
+        "DICOM file(s); skipped: 2 x no pixel data (Comprehensive SR Storage); "
+        "1 x modality CT, not MG (CT Image Storage)"
+    ]
 
 
 def test_a_missing_folder_is_named(tmp_path):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -158,9 +159,11 @@ def ingest_dicom_dir(path: Path | None, params: dict, out_dir: Path) -> dict:
                 entry.skipped = "no row in the label table (corpus.dicom_dir.unlabelled: skip)"
         kept = [e for e in kept if e.skipped is None]
     if not kept and not problems:
+        reasons = Counter(e.skipped for e in entries)
         problems.add(
             f"{folder}: no mammogram kept (single-frame grayscale DICOM with Modality MG and pixel data) "
-            f"among {len(entries)} DICOM file(s); see the reasons in the skipped table"
+            f"among {len(entries)} DICOM file(s); skipped: "
+            + "; ".join(f"{n} x {reason}" for reason, n in sorted(reasons.items(), key=lambda item: -item[1]))
         )
     for entry in kept:
         _read_pixels(entry, problems)
