@@ -9,6 +9,15 @@ class ConfigError(CalcsigError):
     """A configuration key has a wrong type, an unknown name or a missing file."""
 
 
+class ImageReadError(CalcsigError):
+    """An image file is missing, unreadable or not a 2-D grayscale image; the message names the file."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
 class TableError(CalcsigError):
     """A corpus table breaks its schema. `problems` lists every offending row."""
 

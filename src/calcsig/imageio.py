@@ -2,10 +2,12 @@
 
 `read_image` is the one entry point. Pixels come back in their stored integer
 dtype with calcifications bright: a DICOM stored as MONOCHROME1 (low values
-bright) is inverted within its stored bit range. Pixel spacing comes from DICOM
-only (PixelSpacing, else ImagerPixelSpacing); the resolution tags of PNG and
-TIFF files are usually display defaults (72 dpi), not the detector pitch, so
-raster images report None and the source supplies the spacing.
+bright) is inverted within its stored bit range. DICOM reading, decoding of
+compressed transfer syntaxes and pixel spacing are in `calcsig.dicomio`
+(PixelSpacing, else ImagerPixelSpacing corrected for magnification). Pixel
+spacing comes from DICOM only; the resolution tags of PNG and TIFF files are
+usually display defaults (72 dpi), not the detector pitch, so raster images
+report None and the source supplies the spacing.
 """
 
 from __future__ import annotations
@@ -15,21 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CalcsigError
+from .errors import ImageReadError
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 RASTER_SUFFIXES = (".png", ".pgm", ".pnm", ".tif", ".tiff")
-# Pixel pitch may differ between rows and columns by rounding only.
-ANISOTROPY_TOLERANCE = 0.01
-
-
-class ImageReadError(CalcsigError):
-    """An image file is missing, unreadable or not a 2-D grayscale image; the message names the file."""
-
-    def __init__(self, path: str | Path, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{path}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -79,13 +70,10 @@ def _is_dicom(path: Path) -> bool:
 
 
 def _read_dicom(path: Path) -> ImageData:
-    import pydicom  # deferred: only DICOM sources need it
+    from . import dicomio  # deferred: only DICOM sources need pydicom and its codecs
 
-    try:
-        dataset = pydicom.dcmread(path)
-        pixels = dataset.pixel_array
-    except Exception as exc:  # pydicom raises many types for a damaged or pixel-less file
-        raise ImageReadError(path, f"unreadable DICOM ({type(exc).__name__}: {exc})") from exc
+    dataset = dicomio.read_dataset(path)
+    pixels = dicomio.decode_pixels(dataset, path)
     if pixels.ndim != 2:
         raise ImageReadError(path, f"expected one grayscale frame, found pixel data of shape {pixels.shape}")
     photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2"))
@@ -94,7 +82,9 @@ def _read_dicom(path: Path) -> ImageData:
     bits = int(dataset.get("BitsStored", pixels.dtype.itemsize * 8))
     if photometric == "MONOCHROME1":
         pixels = _invert_stored_range(pixels, bits, signed=int(dataset.get("PixelRepresentation", 0)) == 1)
-    return ImageData(pixels=pixels, pixel_spacing_mm=_dicom_spacing(dataset, path), bits=bits, photometric=photometric)
+    return ImageData(
+        pixels=pixels, pixel_spacing_mm=dicomio.pixel_spacing_mm(dataset, path), bits=bits, photometric=photometric
+    )
 
 
 def _invert_stored_range(pixels: np.ndarray, bits: int, signed: bool) -> np.ndarray:
@@ -104,25 +94,6 @@ def _invert_stored_range(pixels: np.ndarray, bits: int, signed: bool) -> np.ndar
         return (-1 - pixels.astype(np.int64)).astype(pixels.dtype)
     top = (1 << bits) - 1
     return (top - pixels.astype(np.int64)).astype(pixels.dtype)
-
-
-def _dicom_spacing(dataset, path: Path) -> float | None:
-    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-        value = dataset.get(keyword)
-        if value is None or len(value) == 0:
-            continue
-        try:
-            row, column = (float(v) for v in value) if len(value) == 2 else (float(value[0]),) * 2
-        except (TypeError, ValueError) as exc:
-            raise ImageReadError(path, f"{keyword} {value!r} is not numeric") from exc
-        if row <= 0 or column <= 0:
-            raise ImageReadError(path, f"{keyword} {list(value)} is not positive")
-        if abs(row - column) > ANISOTROPY_TOLERANCE * max(row, column):
-            raise ImageReadError(
-                path, f"{keyword} {list(value)} describes non-square pixels, which calcsig does not support"
-            )
-        return row
-    return None
 
 
 def _read_raster(path: Path) -> ImageData:

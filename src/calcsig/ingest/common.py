@@ -21,6 +21,8 @@ from ..imageio import ImageData, read_image
 from ..tables import table_schema
 
 HASH_CHUNK_BYTES = 1 << 20
+# Columns of the table of source files an adapter left out, with why (its "skipped" table).
+SKIPPED_COLUMNS = ["path", "reason"]
 
 
 class Problems:

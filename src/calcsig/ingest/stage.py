@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..paths import atomic_path
 from ..tables import validate_corpus, write_tables
+from .common import SKIPPED_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +19,7 @@ ADAPTERS = {
     "mini_mias": "calcsig.ingest.mini_mias:ingest_mini_mias",
     "cbis_ddsm": "calcsig.ingest.cbis_ddsm:ingest_cbis_ddsm",
     "csv": "calcsig.ingest.csv_manifest:ingest_csv",
+    "dicom_dir": "calcsig.ingest.dicom_dir:ingest_dicom_dir",
 }
 
 
@@ -42,23 +44,27 @@ def source_files(source: str, path: str | None, params: dict) -> list[Path]:
 def build_corpus(source: str, path: str | None, params: dict, out_dir: str | Path, outputs: dict) -> dict:
     """Ingest `source` into validated tables written to `outputs` (keys images, rois, subjects).
 
-    Nothing is written unless all three tables pass validation.
+    When `outputs` has a key skipped, the files the adapter left out are
+    written there as a TSV with columns path and reason (header only when the
+    adapter skips nothing or does not report skips). Nothing is written unless
+    all three tables pass validation.
     """
-    tables = adapter(source)(Path(path) if path else None, params, Path(out_dir))
+    result = adapter(source)(Path(path) if path else None, params, Path(out_dir))
     where = f"corpus source {source}" + (f" at {path}" if path else "")
-    skipped = tables.get("skipped")
-    tables = validate_corpus(tables["images"], tables["rois"], tables["subjects"], where)
-    write_tables(tables, {kind: outputs[kind] for kind in tables})
+    tables = validate_corpus(result["images"], result["rois"], result["subjects"], where)
+    skipped = result.get("skipped")
+    if skipped is None:
+        skipped = pd.DataFrame(columns=SKIPPED_COLUMNS)
+    write_tables(tables, outputs)
     if "skipped" in outputs:
-        # files the source holds that are not images of the corpus, each with the reason
-        frame = skipped if skipped is not None else pd.DataFrame(columns=["path", "reason"])
         with atomic_path(outputs["skipped"]) as tmp:
-            frame.to_csv(tmp, sep="\t", index=False)
+            skipped[SKIPPED_COLUMNS].to_csv(tmp, sep="\t", index=False)
     log.info(
-        "corpus from %s: %d subjects, %d images, %d ROIs",
+        "corpus from %s: %d subjects, %d images, %d ROIs; %d source files skipped",
         source,
         len(tables["subjects"]),
         len(tables["images"]),
         len(tables["rois"]),
+        len(skipped),
     )
     return tables
