@@ -14,3 +14,13 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real development data not found at {SHARED_DATA} (a fresh clone has no ../shared)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def finished_tiny_run(tmp_path_factory) -> Path:
+    """A working directory where the whole workflow has run on the tiny config (tests must not change it)."""
+    from test_workflow import TINY, deploy, snakemake
+
+    workdir = deploy(tmp_path_factory.mktemp("tiny") / "run", TINY)
+    snakemake(workdir, "--configfile", "tiny.yaml")
+    return workdir

@@ -57,6 +57,12 @@ def imported_modules(source: str, package: str | None = None) -> set[str]:
 
 
 @functools.cache
+def _imports_of(path: Path, mtime_ns: int, package: str | None) -> frozenset[str]:
+    # each file is parsed once per process (and again only when it changes)
+    return frozenset(imported_modules(path.read_text(), package))
+
+
+@functools.cache
 def _closure(package_root: Path, start: tuple[Path, ...]) -> tuple[Path, ...]:
     seen: set[Path] = set()
     todo = list(start)
@@ -66,7 +72,7 @@ def _closure(package_root: Path, start: tuple[Path, ...]) -> tuple[Path, ...]:
             continue
         seen.add(path)
         package = _package_of(package_root, path) if path.is_relative_to(package_root) else None
-        for dotted in imported_modules(path.read_text(), package):
+        for dotted in _imports_of(path, path.stat().st_mtime_ns, package):
             parts = dotted.split(".")
             # the module itself and every package on its way (their __init__ runs on import)
             for depth in range(1, len(parts) + 1):

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
+
+# the line each job log ends with, naming the calcsig modules the job ran (see `loaded_modules`)
+MODULES_LINE = "calcsig modules loaded:"
 
 
 @contextlib.contextmanager
@@ -26,7 +30,14 @@ def log_to(path: str, level: int = logging.INFO):
         logging.getLogger("calcsig").exception("job failed")
         raise
     finally:
+        # what the job really imported: the workflow's code inputs must cover it (tests check)
+        logging.getLogger("calcsig").info("%s %s", MODULES_LINE, " ".join(loaded_modules()))
         logging.captureWarnings(False)
         root.removeHandler(handler)
         root.setLevel(previous_level)
         handler.close()
+
+
+def loaded_modules() -> list[str]:
+    """The calcsig modules imported in this process, sorted."""
+    return sorted(name for name in sys.modules if name == "calcsig" or name.startswith("calcsig."))

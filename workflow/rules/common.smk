@@ -30,7 +30,6 @@ from calcsig.config import load_config
 from calcsig.errors import ConfigError
 from calcsig.ingest.stage import adapter_module, source_files
 from calcsig.integrity import verify_results
-from calcsig.masks import MASKS_KEYS
 from calcsig.segment.params import CANDIDATE_KEYS, EVALUATION_KEYS, SELECTOR_KEYS
 
 if Path(calcsig.__file__).resolve().parent != (SRC / "calcsig").resolve():
@@ -72,24 +71,28 @@ def settings(section, keys):
 
 PARTITION_KEYS = tuple(k for k in config["partition"] if k not in ("audit_policy", "declared_enrichment"))
 AUDIT_KEYS = ("declared_enrichment", "near_duplicate_hamming", "hash_size", "audit_policy")
-MODEL_FIT_KEYS = (
-    "grid",
-    "inner_folds",
-    "target_sensitivity",
-    "families",
-    "global_prefixes",
-    "kmeans_n_init",
-    "smote_k_neighbors",
-    "enn_n_neighbors",
-    "resample",
-    "seed",
-    "main_model",
-    "baselines",
-    "multiclass",
-    "mask_size",
-    "brf_n_estimators",
-    "enrichment",
-)
+# what each model job fits with: shared keys, then the keys of its kind of model
+MODEL_SHARED_KEYS = ("grid", "inner_folds", "target_sensitivity", "seed", "main_model")
+MODEL_KEYS = {
+    "aggregation": ("families", "global_prefixes", "smote_k_neighbors", "enn_n_neighbors", "resample"),
+    "bag_of_objects": ("kmeans_n_init",),
+    "mask_brf": ("mask_size", "brf_n_estimators"),
+    "no_enrichment": ("enrichment",),
+}
+
+
+def model_settings(wildcards):
+    """The `model` values one model job uses (the aggregation models share theirs)."""
+    model = wildcards.model
+    # the ablation and the fine-class model aggregate like the main model
+    aggregation = config["model"]["main_model"] if model in ("no_enrichment", "fine_class") else model
+    keys = list(MODEL_SHARED_KEYS)
+    if model != "mask_brf":
+        keys += MODEL_KEYS["aggregation"] + MODEL_KEYS.get(aggregation, ())
+    keys += MODEL_KEYS.get(model, ())
+    return settings("model", keys)
+
+
 MODEL_EVALUATION_KEYS = (
     "main_model",
     "grid",

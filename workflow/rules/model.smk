@@ -18,7 +18,7 @@ rule model_fold:
         "../../envs/model.yaml"
     threads: 1
     params:
-        model=settings("model", MODEL_FIT_KEYS),
+        model=model_settings,
         masks_dir=masks_dir,
     script:
         "../scripts/model_fold.py"

@@ -53,7 +53,7 @@ rule masks:
         "../../envs/segment.yaml"
     params:
         rois=roi_items,
-        masks=settings("masks", MASKS_KEYS),
+        masks=config["masks"],
         selector_threshold=lambda wildcards: operating_threshold(),
     script:
         "../scripts/masks.py"
