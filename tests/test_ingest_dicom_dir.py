@@ -390,12 +390,12 @@ def test_a_configured_spacing_fills_in_for_images_that_give_none(tmp_path):
 def test_a_file_whose_codec_is_missing_is_an_error_naming_syntax_and_package(tmp_path, monkeypatch):
     root = tmp_path / "jls"
     write_mammogram(root / "a.dcm", mammogram_pixels(12), uid.JPEGLSLossless, bits_stored=12)
-    monkeypatch.setitem(sys.modules, "libjpeg", None)  # pylibjpeg-libjpeg not installed
+    monkeypatch.setitem(sys.modules, "imagecodecs", None)  # imagecodecs not installed
     with pytest.raises(IngestError) as caught:
         ingest_dicom_dir(root, PARAMS, tmp_path)
     assert caught.value.problems == [
         "a.dcm: transfer syntax JPEG-LS Lossless Image Compression (1.2.840.10008.1.2.4.80) needs "
-        "pylibjpeg-libjpeg to decode; install it (pip install pylibjpeg-libjpeg)"
+        "imagecodecs to decode; install it (pip install imagecodecs)"
     ]
 
 
