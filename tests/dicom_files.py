@@ -220,7 +220,8 @@ def write_encapsulated(path: Path, frames: list[np.ndarray], syntax: str, bits_s
         uid.JPEGLosslessSV1: lambda a: imagecodecs.jpeg8_encode(a, lossless=True, predictor=1, bitspersample=16),
     }
     ds = mammogram(frames[0], bits_stored=bits_stored, **tags)
-    ds.PixelData = encapsulate([encoders[syntax](frame) for frame in frames])
+    # Signed frames are encoded as their 16-bit two's complement, whatever BitsStored says.
+    ds.PixelData = encapsulate([encoders[syntax](frame.view(f"u{frame.itemsize}")) for frame in frames])
     ds["PixelData"].VR = "OB"
     ds.file_meta.TransferSyntaxUID = syntax
     if len(frames) > 1:

@@ -86,6 +86,20 @@ def test_signed_pixels_come_back_sign_extended_from_bits_stored(tmp_path, syntax
     assert source.min() == -(1 << (bits - 1))  # the most negative value, whose sign bit is bit BitsStored - 1
 
 
+def test_signed_values_sign_extended_by_the_encoder_are_read_too(tmp_path):
+    source = signed_pixels(12)  # held in int16, so its 16-bit pattern is already sign-extended
+    path = write_encapsulated(tmp_path / "extended.dcm", [source], uid.JPEGLosslessSV1, bits_stored=12)
+    np.testing.assert_array_equal(read_image(path).pixels, source)
+
+
+def test_signed_values_that_are_no_bits_stored_number_are_refused(tmp_path):
+    source = signed_pixels(12)
+    source[0, 0] = 5000  # a 13-bit number: neither a 12-bit pattern nor sign-extended from one
+    path = write_encapsulated(tmp_path / "wide.dcm", [source], uid.JPEGLosslessSV1, bits_stored=12)
+    with pytest.raises(ImageReadError, match=r"wide.dcm: decoded values such as 5000 are neither 12-bit two's"):
+        read_image(path)
+
+
 PYDICOM_TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 
 

@@ -25,7 +25,7 @@ GPL (pylibjpeg-libjpeg), GDCM or Pillow (8-bit JPEG only). The codecs return
 the sample values of the codestream's precision; calcsig then applies what
 pydicom does after decoding: values are checked to fit BitsStored, stored in
 the container of BitsAllocated, and sign-extended from BitsStored when
-PixelRepresentation is 1 (JPEG-LS and JPEG carry no sign). Only grayscale
+PixelRepresentation is 1 (JPEG-LS and JPEG carry no sign; see `stored_values`). Only grayscale
 (SamplesPerPixel 1) data is decoded this way, so PlanarConfiguration, which
 only orders the samples of colour pixels, never applies; a colour file is
 an error naming it.
@@ -254,26 +254,36 @@ def stored_values(
 ) -> np.ndarray:
     """A decoded grayscale frame as DICOM stores it: the BitsAllocated container, signed when it is.
 
-    `decoded` holds the codec's unsigned sample values. They must have
-    `shape` (rows, columns) and fit in `bits_stored` bits; signed values
-    (PixelRepresentation 1) are the two's complement of `bits_stored` bits,
-    so they are sign-extended from that bit, as pydicom does.
+    `decoded` holds the codec's unsigned sample values, which must have
+    `shape` (rows, columns). Unsigned values must fit in `bits_stored` bits.
+    Signed values (PixelRepresentation 1) are the two's complement of
+    `bits_stored` bits, or that value already sign-extended to the container
+    (encoders that compress signed 12-bit data at 16-bit precision write
+    it so); both are sign-extended from bit `bits_stored` - 1, as pydicom does.
     Raises ValueError saying what does not fit.
     """
     if decoded.shape != shape:
         raise _UnfitPixelData(
             f"decoded frame of shape {decoded.shape} is not the {shape[0]} Rows x {shape[1]} Columns of its header"
         )
-    top = (1 << bits_stored) - 1
-    if decoded.size and int(decoded.max()) > top:
-        raise _UnfitPixelData(
-            f"decoded values reach {int(decoded.max())}, beyond BitsStored {bits_stored} (at most {top})"
-        )
     unsigned = np.dtype(np.uint8 if bits_allocated == 8 else np.uint16)
+    top = (1 << bits_stored) - 1
+    largest = int(decoded.max()) if decoded.size else 0
+    if largest > np.iinfo(unsigned).max:
+        raise _UnfitPixelData(f"decoded values reach {largest}, beyond BitsAllocated {bits_allocated}")
     values = decoded.astype(unsigned)
     if not signed:
+        if largest > top:
+            raise _UnfitPixelData(f"decoded values reach {largest}, beyond BitsStored {bits_stored} (at most {top})")
         return values
     values = values.view(np.dtype(f"i{unsigned.itemsize}"))
+    half = 1 << (bits_stored - 1)
+    fits = (values.view(unsigned) <= top) | ((values >= -half) & (values < half))
+    if not fits.all():
+        raise _UnfitPixelData(
+            f"decoded values such as {int(values.view(unsigned)[~fits][0])} are neither {bits_stored}-bit two's "
+            f"complement nor sign-extended from it (BitsStored {bits_stored}, PixelRepresentation 1)"
+        )
     unused = bits_allocated - bits_stored
     return (values << unused) >> unused  # arithmetic shift: the stored sign bit fills the unused bits
 
