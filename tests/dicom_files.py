@@ -90,7 +90,8 @@ def mammogram(pixels: np.ndarray, bits_stored: int | None = None, photometric="M
     """An uncompressed digital mammography dataset of `pixels` with the tags an archive records.
 
     `tags` override DEFAULT_TAGS by keyword; a value of None leaves the tag out.
-    StudyInstanceUID and SOPInstanceUID are generated unless given.
+    StudyInstanceUID and SOPInstanceUID are generated unless given. Signed
+    `pixels` (int8, int16) give PixelRepresentation 1.
     """
     values = {**DEFAULT_TAGS, "StudyInstanceUID": generate_uid(), "SOPInstanceUID": generate_uid(), **tags}
     ds = Dataset()
@@ -107,7 +108,7 @@ def mammogram(pixels: np.ndarray, bits_stored: int | None = None, photometric="M
     ds.BitsAllocated = pixels.dtype.itemsize * 8
     ds.BitsStored = bits_stored or ds.BitsAllocated
     ds.HighBit = ds.BitsStored - 1
-    ds.PixelRepresentation = 0
+    ds.PixelRepresentation = int(pixels.dtype.kind == "i")
     ds.PixelData = pixels.tobytes()
     return ds
 
@@ -134,6 +135,9 @@ def encode(ds: Dataset, syntax: str) -> Dataset:
     pixels = np.frombuffer(ds.PixelData, dtype=np.uint8 if ds.BitsAllocated == 8 else np.uint16).reshape(
         ds.Rows, ds.Columns
     )
+    if ds.PixelRepresentation == 1:
+        # JPEG codestreams carry no sign: signed samples are their two's complement in BitsStored bits.
+        pixels = pixels & np.array((1 << ds.BitsStored) - 1, dtype=pixels.dtype)
     if syntax in (uid.ExplicitVRLittleEndian, uid.ImplicitVRLittleEndian, uid.DeflatedExplicitVRLittleEndian):
         ds.file_meta.TransferSyntaxUID = syntax
     elif syntax == uid.RLELossless:
@@ -201,6 +205,28 @@ def save(ds: Dataset, path: Path) -> Path:
 def write_mammogram(path: Path, pixels: np.ndarray, syntax: str = ExplicitVRLittleEndian, **tags) -> Path:
     """A mammogram file of `pixels` in transfer syntax `syntax`; `tags` as for `mammogram`."""
     return save(encode(mammogram(pixels, **tags), syntax), path)
+
+
+def write_encapsulated(path: Path, frames: list[np.ndarray], syntax: str, bits_stored: int, **tags) -> Path:
+    """A mammogram whose frames are each encoded as is by imagecodecs in `syntax` (JPEG-LS or JPEG lossless SV1).
+
+    The header says `bits_stored` whatever the frames hold, so that tests can
+    write files whose pixel data contradicts their header.
+    """
+    import imagecodecs
+
+    encoders = {
+        uid.JPEGLSLossless: imagecodecs.jpegls_encode,
+        uid.JPEGLosslessSV1: lambda a: imagecodecs.jpeg8_encode(a, lossless=True, predictor=1, bitspersample=16),
+    }
+    ds = mammogram(frames[0], bits_stored=bits_stored, **tags)
+    # Signed frames are encoded as their 16-bit two's complement, whatever BitsStored says.
+    ds.PixelData = encapsulate([encoders[syntax](frame.view(f"u{frame.itemsize}")) for frame in frames])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = syntax
+    if len(frames) > 1:
+        ds.NumberOfFrames = len(frames)
+    return save(ds, path)
 
 
 def write_pixelless(path: Path, sop_class: str, modality: str, patient_id="P001", **tags) -> Path:

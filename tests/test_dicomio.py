@@ -1,18 +1,22 @@
 """calcsig.dicomio: every transfer syntax archives export decodes; spacing in the breast plane; clear errors.
 
 Each compressed file is encoded here by a real encoder (tests/dicom_files.py)
-and decoded by calcsig's chosen decoder (pylibjpeg and its plugins).
+and decoded by calcsig's chosen decoder: imagecodecs for JPEG and JPEG-LS,
+pylibjpeg-openjpeg for JPEG 2000 and HTJ2K, pylibjpeg-rle for RLE.
 """
 
 import sys
+from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 from dicom_files import (
     JPEG_LS_NEAR,
     LOSSLESS_SYNTAXES,
     mammogram,
     mammogram_pixels,
+    write_encapsulated,
     write_mammogram,
     write_pixelless,
 )
@@ -67,6 +71,84 @@ def test_lossy_syntaxes_decode_close_to_the_source_in_its_bit_depth(tmp_path, sy
     assert psnr_db(image.pixels, source, bits) >= min_psnr_db
 
 
+def signed_pixels(bits: int) -> np.ndarray:
+    """The mammogram of `bits` bits shifted to the signed range [-2**(bits-1), 2**(bits-1) - 1], as int16."""
+    return (mammogram_pixels(bits).astype(np.int32) - (1 << (bits - 1))).astype(np.int16)
+
+
+@pytest.mark.parametrize("bits", [12, 16])
+@pytest.mark.parametrize("syntax", [uid.JPEGLossless, uid.JPEGLosslessSV1, uid.JPEGLSLossless], ids=lambda s: s.name)
+def test_signed_pixels_come_back_sign_extended_from_bits_stored(tmp_path, syntax, bits):
+    source = signed_pixels(bits)
+    image = read_image(write_mammogram(tmp_path / "signed.dcm", source, syntax, bits_stored=bits))
+    assert image.pixels.dtype == np.int16
+    np.testing.assert_array_equal(image.pixels, source)
+    assert source.min() == -(1 << (bits - 1))  # the most negative value, whose sign bit is bit BitsStored - 1
+
+
+def test_signed_values_sign_extended_by_the_encoder_are_read_too(tmp_path):
+    source = signed_pixels(12)  # held in int16, so its 16-bit pattern is already sign-extended
+    path = write_encapsulated(tmp_path / "extended.dcm", [source], uid.JPEGLosslessSV1, bits_stored=12)
+    np.testing.assert_array_equal(read_image(path).pixels, source)
+
+
+def test_signed_values_that_are_no_bits_stored_number_are_refused(tmp_path):
+    source = signed_pixels(12)
+    source[0, 0] = 5000  # a 13-bit number: neither a 12-bit pattern nor sign-extended from one
+    path = write_encapsulated(tmp_path / "wide.dcm", [source], uid.JPEGLosslessSV1, bits_stored=12)
+    with pytest.raises(ImageReadError, match=r"wide.dcm: decoded values such as 5000 are neither 12-bit two's"):
+        read_image(path)
+
+
+PYDICOM_TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
+
+
+def test_a_jpeg_ls_file_of_another_encoder_decodes_to_its_uncompressed_original():
+    # pydicom ships one 16-bit MR slice (PixelRepresentation 1) uncompressed and JPEG-LS encoded by another tool.
+    original, compressed = PYDICOM_TEST_FILES / "MR_small.dcm", PYDICOM_TEST_FILES / "MR_small_jpeg_ls_lossless.dcm"
+    if not compressed.is_file():
+        pytest.skip(f"pydicom's test files are not installed ({PYDICOM_TEST_FILES})")
+    expected = dcmread(original).pixel_array
+    decoded = read_image(compressed).pixels
+    assert decoded.dtype == expected.dtype == np.int16
+    np.testing.assert_array_equal(decoded, expected)
+
+
+def test_every_frame_of_a_multi_frame_file_is_decoded(tmp_path):
+    frames = [mammogram_pixels(12, seed=seed) for seed in (1, 2)]
+    path = write_encapsulated(tmp_path / "two.dcm", frames, uid.JPEGLSLossless, bits_stored=12)
+    decoded = decode_pixels(dcmread(path), path)
+    np.testing.assert_array_equal(decoded, np.stack(frames))
+
+
+def test_decoded_values_beyond_bits_stored_are_refused(tmp_path):
+    path = write_encapsulated(tmp_path / "liar.dcm", [mammogram_pixels(16)], uid.JPEGLSLossless, bits_stored=12)
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path)
+    assert str(caught.value) == (
+        f"{path}: decoded values reach 65535, beyond BitsStored 12 (at most 4095) "
+        "(transfer syntax JPEG-LS Lossless Image Compression (1.2.840.10008.1.2.4.80))"
+    )
+
+
+def test_a_frame_of_another_size_than_the_header_says_is_refused(tmp_path):
+    path = write_encapsulated(tmp_path / "small.dcm", [mammogram_pixels(12)], uid.JPEGLosslessSV1, bits_stored=12)
+    ds = dcmread(path)
+    ds.Rows = 50
+    ds.save_as(path)
+    with pytest.raises(ImageReadError, match=r"small.dcm: decoded frame of shape \(48, 40\) is not the 50 Rows x 40"):
+        read_image(path)
+
+
+def test_a_colour_jpeg_is_refused_naming_its_samples_per_pixel(tmp_path):
+    path = write_mammogram(tmp_path / "grey.dcm", mammogram_pixels(8), uid.JPEGBaseline8Bit)
+    ds = dcmread(path)
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "YBR_FULL_422", 0
+    ds.save_as(path)
+    with pytest.raises(ImageReadError, match=r"grey.dcm: SamplesPerPixel 3: calcsig decodes grayscale images only"):
+        decode_pixels(dcmread(path), path)
+
+
 def test_compressed_monochrome1_is_inverted_after_decoding(tmp_path):
     source = mammogram_pixels(12)
     path = write_mammogram(tmp_path / "m1.dcm", source, uid.JPEG2000Lossless, bits_stored=12, photometric="MONOCHROME1")
@@ -78,8 +160,9 @@ def test_compressed_monochrome1_is_inverted_after_decoding(tmp_path):
 @pytest.mark.parametrize(
     ("syntax", "module", "package"),
     [
-        (uid.JPEGLSLossless, "libjpeg", "pylibjpeg-libjpeg"),
-        (uid.JPEGLosslessSV1, "libjpeg", "pylibjpeg-libjpeg"),
+        (uid.JPEGLSLossless, "imagecodecs", "imagecodecs"),
+        (uid.JPEGLosslessSV1, "imagecodecs", "imagecodecs"),
+        (uid.JPEGBaseline8Bit, "imagecodecs", "imagecodecs"),
         (uid.JPEG2000Lossless, "openjpeg", "pylibjpeg-openjpeg"),
         (uid.RLELossless, "rle", "pylibjpeg-rle"),
     ],
@@ -88,8 +171,9 @@ def test_compressed_monochrome1_is_inverted_after_decoding(tmp_path):
 def test_a_missing_codec_names_the_transfer_syntax_and_the_package_to_install(
     tmp_path, monkeypatch, syntax, module, package
 ):
-    path = write_mammogram(tmp_path / "image.dcm", mammogram_pixels(12), syntax, bits_stored=12)
-    monkeypatch.setitem(sys.modules, module, None)  # the plugin is not installed
+    bits = 8 if syntax == uid.JPEGBaseline8Bit else 12
+    path = write_mammogram(tmp_path / "image.dcm", mammogram_pixels(bits), syntax, bits_stored=bits)
+    monkeypatch.setitem(sys.modules, module, None)  # the codec package is not installed
     with pytest.raises(ImageReadError) as caught:
         read_image(path)
     assert str(caught.value) == (
@@ -134,7 +218,7 @@ def test_damaged_compressed_pixel_data_names_the_syntax_and_the_decoder(tmp_path
         read_image(path)
     assert str(caught.value).startswith(
         f"{path}: unreadable DICOM pixel data in transfer syntax JPEG-LS Lossless Image Compression "
-        "(1.2.840.10008.1.2.4.80), decoded with pylibjpeg+pylibjpeg-libjpeg ("
+        "(1.2.840.10008.1.2.4.80), decoded with imagecodecs jpegls_decode ("
     )
 
 

@@ -9,8 +9,11 @@ from dicom_files import write_dicom
 from PIL import Image
 
 from calcsig.errors import IngestError
-from calcsig.ingest.csv_manifest import ingest_csv
-from calcsig.tables import validate_corpus
+from calcsig.ingest.csv_manifest import ingest_csv, source_files
+from calcsig.ingest.stage import build_corpus
+from calcsig.segment.truth import truth_kinds
+from calcsig.tables import read_table, validate_corpus
+from calcsig.truthlabels import read_truth_labels
 
 PARAMS = {"pixel_spacing_mm": None, "site": None}
 HEIGHT, WIDTH = 40, 30
@@ -229,3 +232,123 @@ def test_rois_outside_their_image_and_bad_geometry(image_folder, tmp_path):
     for text in expected:
         assert sum(text in p for p in problems) == 1, text
     assert len(problems) == len(expected)
+
+
+def calcification_labels() -> np.ndarray:
+    """Three calcifications labelled 1..3 on the 40 x 30 grid of the test images."""
+    labels = np.zeros((HEIGHT, WIDTH), np.uint16)
+    labels[4:6, 4:6], labels[20, 10], labels[30:33, 25] = 1, 2, 3
+    return labels
+
+
+@pytest.fixture
+def truth_folder(image_folder) -> Path:
+    """Truth for the test images: a 16-bit PNG label image, a 0/255 PNG mask, a TIFF label image, an .npy array."""
+    truth = image_folder / "truth"
+    truth.mkdir()
+    labels = calcification_labels()
+    Image.fromarray(labels).save(truth / "a_labels.png")
+    Image.fromarray(np.where(labels > 0, 255, 0).astype(np.uint8)).save(truth / "b_mask.png")
+    Image.fromarray(labels).save(truth / "c_labels.tif")
+    np.save(truth / "d_labels.npy", labels.astype(np.int64) * 10)
+    return image_folder
+
+
+TRUTH_ROWS = [
+    image_row(pixel_spacing_mm="0.1", truth_mask_path="truth/a_labels.png"),
+    image_row(label="actionable", pixel_spacing_mm="0.1", truth_mask_path="truth/a_labels.png"),
+    image_row(image_id="b", image_path="images/b.dcm", truth_mask_path="truth/b_mask.png"),
+    image_row(image_id="c", subject_id="s2", image_path="images/c.pgm", label="", pixel_spacing_mm="0.1"),
+    image_row(
+        image_id="e",
+        subject_id="s2",
+        image_path="images/c.pgm",
+        label="",
+        pixel_spacing_mm="0.1",
+        truth_mask_path="truth/c_labels.tif",
+    ),
+    image_row(
+        image_id="f",
+        subject_id="s3",
+        image_path="images/a.png",
+        pixel_spacing_mm="0.1",
+        truth_mask_path="truth/d_labels.npy",
+    ),
+]
+
+
+def test_truth_label_images_and_binary_masks_are_carried_into_images_tsv(truth_folder, tmp_path, monkeypatch):
+    write_manifest(truth_folder, TRUTH_ROWS)
+    monkeypatch.chdir(tmp_path)  # truth paths are relative to the manifest, like image paths
+    truth = ingest(Path("data/manifest.csv"), tmp_path)["images"].set_index("image_id")["truth_mask_path"]
+    assert truth.isna().to_dict() == {"a": False, "b": False, "c": True, "e": False, "f": False}
+    assert truth.dropna().to_dict() == {
+        "a": str(Path("data/truth/a_labels.png")),
+        "b": str(Path("data/truth/b_mask.png")),
+        "e": str(Path("data/truth/c_labels.tif")),
+        "f": str(Path("data/truth/d_labels.npy")),
+    }
+    for image_id in ("a", "b", "e", "f"):  # the mask's components and the renumbered .npy give the same three
+        np.testing.assert_array_equal(read_truth_labels(truth[image_id]), calcification_labels())
+
+
+def test_truth_problems_of_every_image_are_reported_with_their_rows(truth_folder, tmp_path):
+    truth = truth_folder / "truth"
+    np.save(truth / "small.npy", np.zeros((5, 5), np.uint8))
+    np.save(truth / "float.npy", calcification_labels().astype(np.float64))
+    np.save(truth / "negative.npy", -calcification_labels().astype(np.int32))
+    common = {"pixel_spacing_mm": "0.1"}
+    manifest = write_manifest(
+        truth_folder,
+        [
+            image_row(truth_mask_path="truth/gone.png", **common),
+            image_row(truth_mask_path="truth/gone.png", **common),
+            image_row(image_id="b", image_path="images/b.dcm", truth_mask_path="truth/small.npy"),
+            image_row(image_id="c", image_path="images/c.pgm", truth_mask_path="truth/float.npy", **common),
+            image_row(image_id="d", image_path="images/a.png", truth_mask_path="truth/negative.npy", **common),
+            image_row(image_id="e", image_path="images/a.png", truth_mask_path="truth/a_labels.png", **common),
+            image_row(image_id="e", image_path="images/a.png", truth_mask_path="truth/b_mask.png", **common),
+        ],
+    )
+    problems = raised(manifest, tmp_path)
+    assert problems == [
+        "manifest.csv row 8, column 'truth_mask_path': image e has 'truth/b_mask.png' here but "
+        "'truth/a_labels.png' in row 7",
+        f"manifest.csv row(s) 2, 3, column 'truth_mask_path': {truth / 'gone.png'}: no such file",
+        f"manifest.csv row(s) 4, column 'truth_mask_path': {truth / 'small.npy'} is 5 x 5 pixels, "
+        f"not the {WIDTH} x {HEIGHT} pixels of image b",
+        f"manifest.csv row(s) 5, column 'truth_mask_path': {truth / 'float.npy'}: truth values must be "
+        "integers (labels) or booleans, not float64",
+        f"manifest.csv row(s) 6, column 'truth_mask_path': {truth / 'negative.npy'}: truth values must be "
+        "non-negative; found -3",
+    ]
+
+
+def test_source_files_are_the_manifest_and_every_image_mask_and_truth_it_names(truth_folder):
+    manifest = write_manifest(truth_folder, [*TRUTH_ROWS, image_row(image_id="g", truth_mask_path="truth/gone.png")])
+    folder = truth_folder
+    assert source_files(manifest, PARAMS) == [
+        manifest,
+        *sorted(
+            [
+                folder / "images" / "a.png",
+                folder / "images" / "b.dcm",
+                folder / "images" / "c.pgm",
+                folder / "truth" / "a_labels.png",
+                folder / "truth" / "b_mask.png",
+                folder / "truth" / "c_labels.tif",
+                folder / "truth" / "d_labels.npy",
+            ]
+        ),
+    ]
+
+
+def test_the_segmentation_stage_reads_the_manifests_truth_from_images_tsv(truth_folder, tmp_path, monkeypatch):
+    write_manifest(truth_folder, TRUTH_ROWS)
+    monkeypatch.chdir(tmp_path)
+    outputs = {kind: f"results/corpus/{kind}.tsv" for kind in ("images", "rois", "subjects")}
+    build_corpus("csv", "data/manifest.csv", PARAMS, "results/corpus", outputs)
+    images, rois = read_table(outputs["images"], "images"), read_table(outputs["rois"], "rois")
+    kinds = truth_kinds(images, rois).set_axis(images["image_id"])
+    assert kinds["truth_path"].notna().to_dict() == {"a": True, "b": True, "c": False, "e": True, "f": True}
+    assert read_truth_labels(kinds.loc["b", "truth_path"]).max() == 3

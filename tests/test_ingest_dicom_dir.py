@@ -18,6 +18,7 @@ from calcsig.errors import IngestError
 from calcsig.ingest.dicom_dir import age_years, ingest_dicom_dir, source_files
 from calcsig.ingest.stage import build_corpus
 from calcsig.tables import validate_corpus
+from calcsig.truthlabels import read_truth_labels
 
 PARAMS = {"labels": None, "presentation_intent": "presentation", "unlabelled": "normal", "pixel_spacing_mm": None}
 HEIGHT, WIDTH = 48, 40
@@ -287,6 +288,60 @@ def test_a_label_table_keyed_by_file_or_by_sop_instance_uid_gives_the_rois(archi
     validate_corpus(tables["images"], tables["rois"], tables["subjects"], "test")
 
 
+def calcification_labels() -> np.ndarray:
+    labels = np.zeros((HEIGHT, WIDTH), np.uint16)
+    labels[4:6, 4:6], labels[20, 10], labels[30:33, 25] = 1, 2, 3
+    return labels
+
+
+def rows_with_truth() -> list[dict]:
+    """labelled_rows, with a 16-bit label image for L CC (on both its rows) and a binary .npy mask for L MLO."""
+    rows = labelled_rows("file")
+    rows[0]["truth_mask_path"] = rows[1]["truth_mask_path"] = "truth/lcc.png"
+    return [*rows, {"file": "P001/study1/LMLO", "label": "", "truth_mask_path": "truth/lmlo.npy"}]
+
+
+@pytest.fixture
+def truth_folder(labels_folder) -> Path:
+    (labels_folder / "truth").mkdir()
+    Image.fromarray(calcification_labels()).save(labels_folder / "truth" / "lcc.png")
+    np.save(labels_folder / "truth" / "lmlo.npy", calcification_labels() > 0)
+    return labels_folder
+
+
+def test_the_label_table_gives_each_image_its_calcification_truth(archive, truth_folder):
+    labels = write_labels(truth_folder / "labels.csv", rows_with_truth())
+    tables = ingest_dicom_dir(archive, {**PARAMS, "labels": str(labels)}, archive.parent)
+    truth = validate_corpus(tables["images"], tables["rois"], tables["subjects"], "test")["images"]
+    truth = truth.set_index("image_id")["truth_mask_path"]
+    assert truth.dropna().to_dict() == {
+        UID["lcc"]: str(truth_folder / "truth" / "lcc.png"),
+        UID["lmlo"]: str(truth_folder / "truth" / "lmlo.npy"),
+    }
+    assert truth[[UID["rcc"], UID["rmlo"]]].isna().all()
+    for image_id in (UID["lcc"], UID["lmlo"]):
+        np.testing.assert_array_equal(read_truth_labels(truth[image_id]), calcification_labels())
+
+
+def test_truth_that_does_not_fit_its_image_is_reported_with_its_row(archive, truth_folder):
+    np.save(truth_folder / "truth" / "small.npy", np.zeros((5, 5), np.uint8))
+    rows = rows_with_truth()
+    rows[1]["truth_mask_path"] = "truth/other.png"  # the second row of L CC disagrees with the first
+    rows[2]["truth_mask_path"] = "truth/small.npy"
+    rows[3]["truth_mask_path"] = "truth/gone.png"
+    labels = write_labels(truth_folder / "labels.csv", rows)
+    with pytest.raises(IngestError) as caught:
+        ingest_dicom_dir(archive, {**PARAMS, "labels": str(labels)}, archive.parent)
+    truth = truth_folder / "truth"
+    assert caught.value.problems == [
+        "labels.csv row 3, column 'truth_mask_path': image "
+        f"{UID['lcc']} has 'truth/other.png' here but 'truth/lcc.png' in row 2",
+        f"labels.csv row 4, column 'truth_mask_path': {truth / 'small.npy'} is 5 x 5 pixels, not the "
+        f"{WIDTH} x {HEIGHT} pixels of image {UID['rcc']}",
+        f"labels.csv row 5, column 'truth_mask_path': {truth / 'gone.png'}: no such file",
+    ]
+
+
 def test_unlabelled_skip_leaves_out_the_images_no_row_names(archive, labels_folder):
     labels = write_labels(labels_folder / "labels.csv", labelled_rows("file"))
     tables = ingest_dicom_dir(archive, {**PARAMS, "labels": str(labels), "unlabelled": "skip"}, archive.parent)
@@ -390,12 +445,12 @@ def test_a_configured_spacing_fills_in_for_images_that_give_none(tmp_path):
 def test_a_file_whose_codec_is_missing_is_an_error_naming_syntax_and_package(tmp_path, monkeypatch):
     root = tmp_path / "jls"
     write_mammogram(root / "a.dcm", mammogram_pixels(12), uid.JPEGLSLossless, bits_stored=12)
-    monkeypatch.setitem(sys.modules, "libjpeg", None)  # pylibjpeg-libjpeg not installed
+    monkeypatch.setitem(sys.modules, "imagecodecs", None)  # imagecodecs not installed
     with pytest.raises(IngestError) as caught:
         ingest_dicom_dir(root, PARAMS, tmp_path)
     assert caught.value.problems == [
         "a.dcm: transfer syntax JPEG-LS Lossless Image Compression (1.2.840.10008.1.2.4.80) needs "
-        "pylibjpeg-libjpeg to decode; install it (pip install pylibjpeg-libjpeg)"
+        "imagecodecs to decode; install it (pip install imagecodecs)"
     ]
 
 
@@ -425,8 +480,9 @@ def test_the_same_folder_gives_the_same_tables(archive, labels_folder):
         pd.testing.assert_frame_equal(first[kind], second[kind])
 
 
-def test_source_files_are_every_dicom_file_kept_or_skipped_the_label_table_and_its_masks(archive, labels_folder):
-    labels = write_labels(labels_folder / "labels.csv", labelled_rows("file"))
+def test_source_files_are_every_dicom_file_kept_or_skipped_the_label_table_its_masks_and_truth(archive, truth_folder):
+    labels_folder = truth_folder
+    labels = write_labels(labels_folder / "labels.csv", rows_with_truth())
     files = source_files(archive, {**PARAMS, "labels": str(labels)})
     relative = [
         "P001/study1/LCC.dcm",
@@ -440,7 +496,12 @@ def test_source_files_are_every_dicom_file_kept_or_skipped_the_label_table_and_i
         "P002/2024/series/img/sc.dcm",
         "P002/index.dcm",
     ]
-    assert files == sorted([archive / r for r in relative] + [labels, labels_folder / "masks" / "rcc.png"])
+    named = [
+        labels_folder / "masks" / "rcc.png",
+        labels_folder / "truth" / "lcc.png",
+        labels_folder / "truth" / "lmlo.npy",
+    ]
+    assert files == sorted([archive / r for r in relative] + [labels, *named])
 
 
 def test_build_corpus_writes_the_skipped_table_beside_the_corpus_tables(archive, tmp_path):

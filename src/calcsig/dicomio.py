@@ -1,17 +1,34 @@
 """Reading DICOM files: what is DICOM, headers without pixels, pixel spacing, pixel decoding.
 
-Compressed pixel data is decoded with pylibjpeg and its plugins, through
-pydicom: pylibjpeg-libjpeg (JPEG baseline, JPEG extended 12-bit, JPEG
-lossless process 14 and SV1, JPEG-LS lossless and near-lossless),
-pylibjpeg-openjpeg (JPEG 2000 lossless and lossy, HTJ2K) and pylibjpeg-rle
-(RLE lossless). Uncompressed and deflated files need no plugin.
+Compressed pixel data is decoded by one fixed decoder per transfer syntax,
+all under permissive licences (calcsig is BSD-3-Clause):
 
-Why pylibjpeg rather than python-gdcm: it is the only pydicom backend that
-decodes every syntax mammography archives export, 12-bit JPEG extended
-included (pydicom's GDCM backend refuses 12-bit JPEG extended; Pillow decodes
-only 8-bit JPEG and JPEG 2000); its wheels install with plain pip; and it is
-the backend pydicom's own test suite is built around. Note for redistributors:
-pylibjpeg-libjpeg is GPLv3, the other plugins are MIT.
+- JPEG baseline 8-bit, JPEG extended 12-bit, JPEG lossless process 14 (any
+  predictor) and SV1: libjpeg-turbo through imagecodecs (`jpeg8_decode`);
+- JPEG-LS lossless and near-lossless: CharLS through imagecodecs (`jpegls_decode`);
+- JPEG 2000 lossless and lossy, HTJ2K: OpenJPEG through pylibjpeg-openjpeg,
+  called by pydicom with its pylibjpeg plugin;
+- RLE lossless: pylibjpeg-rle, called by pydicom with its pylibjpeg plugin.
+
+Uncompressed and deflated files need no codec. Licences (from each
+package's metadata): imagecodecs BSD-3-Clause (its wheels bundle
+libjpeg-turbo under the IJG, BSD-3-Clause and zlib licences, CharLS BSD-3-Clause
+and OpenJPEG BSD-2-Clause); pylibjpeg, pylibjpeg-openjpeg and pylibjpeg-rle
+MIT; pydicom MIT. The GPLv3 pylibjpeg-libjpeg is deliberately not used, and
+python-gdcm is not used because pydicom's GDCM backend refuses 12-bit JPEG
+extended.
+
+imagecodecs is called directly, frame by frame (frames from
+`pydicom.encaps.generate_frames`), rather than through a pydicom plugin:
+pydicom has no imagecodecs plugin, and its plugins for these syntaxes are
+GPL (pylibjpeg-libjpeg), GDCM or Pillow (8-bit JPEG only). The codecs return
+the sample values of the codestream's precision; calcsig then applies what
+pydicom does after decoding: values are checked to fit BitsStored, stored in
+the container of BitsAllocated, and sign-extended from BitsStored when
+PixelRepresentation is 1 (JPEG-LS and JPEG carry no sign; see `stored_values`). Only grayscale
+(SamplesPerPixel 1) data is decoded this way, so PlanarConfiguration, which
+only orders the samples of colour pixels, never applies; a colour file is
+an error naming it.
 
 One decoder is chosen per transfer syntax instead of pydicom's "first plugin
 that works": lossy decoders may round differently, so a user with GDCM or
@@ -28,6 +45,7 @@ import numpy as np
 import pydicom
 from pydicom import uid
 from pydicom.dataset import Dataset
+from pydicom.encaps import generate_frames
 from pydicom.filereader import read_partial
 from pydicom.multival import MultiValue
 
@@ -48,17 +66,17 @@ NATIVE_SYNTAXES = frozenset(
         uid.ExplicitVRBigEndian,
     }
 )
-_LIBJPEG = (("pylibjpeg", "pylibjpeg"), ("libjpeg", "pylibjpeg-libjpeg"))
+_IMAGECODECS = (("imagecodecs", "imagecodecs"),)
 _OPENJPEG = (("pylibjpeg", "pylibjpeg"), ("openjpeg", "pylibjpeg-openjpeg"))
 _RLE = (("pylibjpeg", "pylibjpeg"), ("rle", "pylibjpeg-rle"))
 # (import name, pip package) of every module that decoding a compressed syntax needs.
 DECODER_PACKAGES: dict[str, tuple[tuple[str, str], ...]] = {
-    uid.JPEGBaseline8Bit: _LIBJPEG,
-    uid.JPEGExtended12Bit: _LIBJPEG,
-    uid.JPEGLossless: _LIBJPEG,
-    uid.JPEGLosslessSV1: _LIBJPEG,
-    uid.JPEGLSLossless: _LIBJPEG,
-    uid.JPEGLSNearLossless: _LIBJPEG,
+    uid.JPEGBaseline8Bit: _IMAGECODECS,
+    uid.JPEGExtended12Bit: _IMAGECODECS,
+    uid.JPEGLossless: _IMAGECODECS,
+    uid.JPEGLosslessSV1: _IMAGECODECS,
+    uid.JPEGLSLossless: _IMAGECODECS,
+    uid.JPEGLSNearLossless: _IMAGECODECS,
     uid.JPEG2000Lossless: _OPENJPEG,
     uid.JPEG2000: _OPENJPEG,
     uid.HTJ2KLossless: _OPENJPEG,
@@ -66,6 +84,16 @@ DECODER_PACKAGES: dict[str, tuple[tuple[str, str], ...]] = {
     uid.HTJ2K: _OPENJPEG,
     uid.RLELossless: _RLE,
 }
+# The imagecodecs function that decodes one frame of each syntax decoded by imagecodecs directly.
+IMAGECODECS_FUNCTIONS = {
+    uid.JPEGBaseline8Bit: "jpeg8_decode",
+    uid.JPEGExtended12Bit: "jpeg8_decode",
+    uid.JPEGLossless: "jpeg8_decode",
+    uid.JPEGLosslessSV1: "jpeg8_decode",
+    uid.JPEGLSLossless: "jpegls_decode",
+    uid.JPEGLSNearLossless: "jpegls_decode",
+}
+# The other compressed syntaxes are decoded by pydicom with this plugin only.
 DECODING_PLUGIN = "pylibjpeg"
 CONVERT_HINT = (
     "decompress it first, e.g. with GDCM (pip install python-gdcm; gdcmconv --raw IN OUT) "
@@ -138,6 +166,15 @@ def missing_decoder_packages(syntax: str) -> list[str]:
     return missing
 
 
+def decoder_name(syntax: str) -> str:
+    """What decodes `syntax`, as error messages name it: 'imagecodecs jpegls_decode', 'pydicom', ..."""
+    if syntax in IMAGECODECS_FUNCTIONS:
+        return f"imagecodecs {IMAGECODECS_FUNCTIONS[syntax]}"
+    if syntax in DECODER_PACKAGES:
+        return "+".join(package for _, package in DECODER_PACKAGES[syntax])
+    return "pydicom"
+
+
 def decode_pixels(dataset: Dataset, path: str | Path) -> np.ndarray:
     """The stored pixel values of a fully read dataset (no photometric inversion), in native byte order.
 
@@ -147,18 +184,7 @@ def decode_pixels(dataset: Dataset, path: str | Path) -> np.ndarray:
     syntax = dataset.file_meta.get("TransferSyntaxUID") if hasattr(dataset, "file_meta") else None
     if syntax is None:
         raise ImageReadError(path, "unreadable DICOM: no TransferSyntaxUID in its file meta information")
-    if syntax in NATIVE_SYNTAXES:
-        plugin = ""
-    elif syntax in DECODER_PACKAGES:
-        missing = missing_decoder_packages(syntax)
-        if missing:
-            raise ImageReadError(
-                path,
-                f"transfer syntax {transfer_syntax_name(syntax)} needs {', '.join(missing)} to decode; "
-                f"install it (pip install {' '.join(missing)})",
-            )
-        plugin = DECODING_PLUGIN
-    else:
+    if syntax not in NATIVE_SYNTAXES and syntax not in DECODER_PACKAGES:
         other = OTHER_DECODERS.get(syntax)
         raise ImageReadError(
             path,
@@ -166,18 +192,100 @@ def decode_pixels(dataset: Dataset, path: str | Path) -> np.ndarray:
             + (f"; {other}" if other else "")
             + f"; {CONVERT_HINT}",
         )
+    missing = missing_decoder_packages(syntax)
+    if missing:
+        raise ImageReadError(
+            path,
+            f"transfer syntax {transfer_syntax_name(syntax)} needs {', '.join(missing)} to decode; "
+            f"install it (pip install {' '.join(missing)})",
+        )
     try:
-        dataset.pixel_array_options(decoding_plugin=plugin)
-        pixels = dataset.pixel_array
+        if syntax in IMAGECODECS_FUNCTIONS:
+            pixels = _decode_with_imagecodecs(dataset, syntax)
+        else:
+            dataset.pixel_array_options(decoding_plugin="" if syntax in NATIVE_SYNTAXES else DECODING_PLUGIN)
+            pixels = dataset.pixel_array
+    except _UnfitPixelData as exc:
+        raise ImageReadError(path, f"{exc} (transfer syntax {transfer_syntax_name(syntax)})") from None
     except Exception as exc:  # pydicom and the codecs raise many types for damaged pixel data
-        decoder = "pydicom" if not plugin else "+".join(p for _, p in DECODER_PACKAGES[syntax])
         raise ImageReadError(
             path,
             f"unreadable DICOM pixel data in transfer syntax {transfer_syntax_name(syntax)}, "
-            f"decoded with {decoder} ({type(exc).__name__}: {exc})",
+            f"decoded with {decoder_name(syntax)} ({type(exc).__name__}: {exc})",
         ) from exc
     # Big-endian files decode to big-endian arrays; later stages expect the machine's byte order.
     return pixels if pixels.dtype.isnative else pixels.astype(pixels.dtype.newbyteorder("="))
+
+
+class _UnfitPixelData(ValueError):
+    """Decoded pixel data that contradicts the file's Image Pixel description (size, bits, samples)."""
+
+
+def _decode_with_imagecodecs(dataset: Dataset, syntax: str) -> np.ndarray:
+    """Every frame of an encapsulated grayscale dataset, decoded by imagecodecs; one frame gives 2-D."""
+    decode = getattr(importlib.import_module("imagecodecs"), IMAGECODECS_FUNCTIONS[syntax])
+    samples = int(dataset.get("SamplesPerPixel", 1))
+    if samples != 1:
+        raise _UnfitPixelData(f"SamplesPerPixel {samples}: calcsig decodes grayscale images only")
+    rows, columns = int(dataset.Rows), int(dataset.Columns)
+    bits_allocated, bits_stored = int(dataset.BitsAllocated), int(dataset.get("BitsStored", dataset.BitsAllocated))
+    if bits_allocated not in (8, 16) or not 1 <= bits_stored <= bits_allocated:
+        raise _UnfitPixelData(
+            f"BitsAllocated {bits_allocated} with BitsStored {bits_stored} is not JPEG data "
+            "(8 or 16 bits allocated, at most that many stored)"
+        )
+    signed = int(dataset.get("PixelRepresentation", 0)) == 1
+    n_frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    extended = None
+    if "ExtendedOffsetTable" in dataset and "ExtendedOffsetTableLengths" in dataset:
+        extended = (dataset.ExtendedOffsetTable, dataset.ExtendedOffsetTableLengths)
+    codestreams = generate_frames(dataset.PixelData, number_of_frames=n_frames, extended_offsets=extended)
+    frames = [
+        stored_values(decode(codestream), (rows, columns), bits_allocated, bits_stored, signed)
+        for _, codestream in zip(range(n_frames), codestreams)
+    ]
+    if len(frames) != n_frames:
+        raise _UnfitPixelData(f"NumberOfFrames is {n_frames} but the pixel data holds {len(frames)} frame(s)")
+    return frames[0] if n_frames == 1 else np.stack(frames)
+
+
+def stored_values(
+    decoded: np.ndarray, shape: tuple[int, int], bits_allocated: int, bits_stored: int, signed: bool
+) -> np.ndarray:
+    """A decoded grayscale frame as DICOM stores it: the BitsAllocated container, signed when it is.
+
+    `decoded` holds the codec's unsigned sample values, which must have
+    `shape` (rows, columns). Unsigned values must fit in `bits_stored` bits.
+    Signed values (PixelRepresentation 1) are the two's complement of
+    `bits_stored` bits, or that value already sign-extended to the container
+    (encoders that compress signed 12-bit data at 16-bit precision write
+    it so); both are sign-extended from bit `bits_stored` - 1, as pydicom does.
+    Raises ValueError saying what does not fit.
+    """
+    if decoded.shape != shape:
+        raise _UnfitPixelData(
+            f"decoded frame of shape {decoded.shape} is not the {shape[0]} Rows x {shape[1]} Columns of its header"
+        )
+    unsigned = np.dtype(np.uint8 if bits_allocated == 8 else np.uint16)
+    top = (1 << bits_stored) - 1
+    largest = int(decoded.max()) if decoded.size else 0
+    if largest > np.iinfo(unsigned).max:
+        raise _UnfitPixelData(f"decoded values reach {largest}, beyond BitsAllocated {bits_allocated}")
+    values = decoded.astype(unsigned)
+    if not signed:
+        if largest > top:
+            raise _UnfitPixelData(f"decoded values reach {largest}, beyond BitsStored {bits_stored} (at most {top})")
+        return values
+    values = values.view(np.dtype(f"i{unsigned.itemsize}"))
+    half = 1 << (bits_stored - 1)
+    fits = (values.view(unsigned) <= top) | ((values >= -half) & (values < half))
+    if not fits.all():
+        raise _UnfitPixelData(
+            f"decoded values such as {int(values.view(unsigned)[~fits][0])} are neither {bits_stored}-bit two's "
+            f"complement nor sign-extended from it (BitsStored {bits_stored}, PixelRepresentation 1)"
+        )
+    unused = bits_allocated - bits_stored
+    return (values << unused) >> unused  # arithmetic shift: the stored sign bit fills the unused bits
 
 
 def read_dataset(path: str | Path) -> Dataset:

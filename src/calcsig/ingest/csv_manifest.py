@@ -1,7 +1,7 @@
 """A generic CSV manifest a user writes: one row per ROI, or per image without a finding.
 
-The columns are documented in docs/manifest.md. Image and mask paths are
-relative to the manifest's folder. Every image is read, to check it and to
+The columns are documented in docs/manifest.md. Image, mask and truth paths
+are relative to the manifest's folder. Every image is read, to check it and to
 record its size, bits, spacing and hash. Rows are reported by their
 spreadsheet row number (the header is row 1).
 """
@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..imageio import ImageReadError
+from ..truthlabels import truth_problem
 from .common import (
     Problems,
     inspect_image,
@@ -36,6 +37,7 @@ IMAGE_COLUMNS = [
     "race_ethnicity",
     "given_split",
     "subset",
+    "truth_mask_path",
 ]
 KNOWN_COLUMNS = REQUIRED_COLUMNS + IMAGE_COLUMNS + ROI_COLUMNS
 LATERALITY = {"l": "L", "left": "L", "r": "R", "right": "R"}
@@ -123,6 +125,7 @@ def _image_record(row: TableRow, params: dict) -> dict:
         "race_ethnicity": row.text("race_ethnicity"),
         "given_split": given_split,
         "subset": row.text("subset") or "main",
+        "truth_mask_path": row.text("truth_mask_path"),
     }
 
 
@@ -173,4 +176,10 @@ def _images(rows: list[TableRow], folder: Path, params: dict, problems: Problems
             bits=facts.bits,
             pixel_spacing_mm=spacing,
         )
+        if record["truth_mask_path"] is not None:
+            truth = folder / record["truth_mask_path"]
+            problem = truth_problem(truth, facts.height, facts.width, image_id)
+            if problem is not None:
+                problems.add(f"{rows[0].file} row(s) {rows_text}, column 'truth_mask_path': {problem}")
+            record["truth_mask_path"] = str(truth)
     return records

@@ -16,7 +16,8 @@ images, only those of `presentation_intent` are kept; the others are skipped.
 IDs: image_id is the SOPInstanceUID (characters outside letters, digits, '.',
 '_' and '-' become '_'), subject_id the PatientID likewise. Labels and ROIs
 come from the label table (docs/dicom.md), keyed by SOPInstanceUID or by the
-file's path relative to the folder. Images without a row are kept as images
+file's path relative to the folder; so does an image's per-calcification
+truth (`truth_mask_path`, see calcsig.truthlabels). Images without a row are kept as images
 without a finding (normals, to the segmentation evaluation and the candidate
 selector) unless `unlabelled: skip`.
 """
@@ -35,6 +36,7 @@ from pydicom.datadict import tag_for_keyword
 
 from ..dicomio import DicomHeader, has_part10_preamble, pixel_spacing_mm, read_header
 from ..errors import ImageReadError
+from ..truthlabels import truth_problem
 from .common import (
     SKIPPED_COLUMNS,
     Problems,
@@ -50,8 +52,10 @@ from .roi_rows import ROI_COLUMNS, TableRow, roi_records
 SOURCE = "dicom_dir"
 DICOM_SUFFIXES = (".dcm", ".dicom")
 KEY_COLUMNS = ("sop_instance_uid", "file")
-IMAGE_COLUMNS = ["density", "given_split", "subset"]
+IMAGE_COLUMNS = ["density", "given_split", "subset", "truth_mask_path"]
 LABEL_COLUMNS = ["label", *ROI_COLUMNS, *IMAGE_COLUMNS]
+# Label-table columns naming files (relative to the table's folder) the corpus is read from.
+FILE_COLUMNS = ("mask_path", "truth_mask_path")
 GIVEN_SPLITS = ("train", "dev", "eval", "test")
 UNSAFE_ID_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
 SECONDARY_CAPTURE_CLASSES = frozenset(
@@ -103,7 +107,8 @@ def dicom_candidates(folder: Path) -> list[tuple[Path, str]]:
 
 
 def source_files(path: str | Path, params: dict) -> list[Path]:
-    """Every file the corpus of this source depends on, sorted: its DICOM files, the label table, its masks.
+    """Every file the corpus of this source depends on, sorted: its DICOM files, the label table, its masks
+    and truth label images.
 
     For the workflow to declare as inputs of the corpus step; nothing is decoded.
     """
@@ -112,12 +117,12 @@ def source_files(path: str | Path, params: dict) -> list[Path]:
     if labels and Path(labels).is_file():
         files.append(Path(labels))
         try:
-            table = pd.read_csv(labels, dtype=str, keep_default_na=False, usecols=lambda c: c.strip() == "mask_path")
+            table = pd.read_csv(labels, dtype=str, keep_default_na=False, usecols=lambda c: c.strip() in FILE_COLUMNS)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
             table = pd.DataFrame()
-        for mask in table.iloc[:, 0] if table.shape[1] else []:
-            if mask.strip() and (Path(labels).parent / mask.strip()).is_file():
-                files.append(Path(labels).parent / mask.strip())
+        for named in table.to_numpy().ravel():
+            if named.strip() and (Path(labels).parent / named.strip()).is_file():
+                files.append(Path(labels).parent / named.strip())
     return sorted(set(files))
 
 
@@ -168,6 +173,7 @@ def ingest_dicom_dir(path: Path | None, params: dict, out_dir: Path) -> dict:
     for entry in kept:
         _read_pixels(entry, problems)
     images = {e.image["image_id"]: e.image for e in kept}
+    _check_truth_masks(label_rows, images, labels_folder)
     rois = roi_records(label_rows, images, labels_folder, SOURCE, problems)
     problems.raise_if_any(where)
 
@@ -457,7 +463,10 @@ def _named_image(row: TableRow, key: str, by_key: dict, folder: Path) -> str | N
 
 
 def _apply_image_columns(rows: list[tuple[TableRow, str | None]], images: dict, problems: Problems) -> None:
-    """density, given_split and subset from the label rows onto their images (rows of one image must agree)."""
+    """density, given_split, subset and truth_mask_path from the label rows onto their images.
+
+    Rows of one image must agree; truth_mask_path is checked and resolved later, once pixels are decoded.
+    """
     first_row: dict[tuple[str, str], tuple[str | None, int]] = {}
     for row, image_id in rows:
         if image_id is None or image_id not in images:
@@ -472,6 +481,24 @@ def _apply_image_columns(rows: list[tuple[TableRow, str | None]], images: dict, 
                 row.fail(column, f"image {image_id} has {value!r} here but {known[0]!r} in row {known[1]}")
             elif value is not None:
                 images[image_id][column] = value
+
+
+def _check_truth_masks(rows: list[tuple[TableRow, str | None]], images: dict, folder: Path) -> None:
+    """Each image's truth_mask_path, relative to `folder`: checked against the decoded image, then made a path.
+
+    Rows of one image agree on it (`_apply_image_columns`), so its first row is checked.
+    """
+    checked = set()
+    for row, image_id in rows:
+        relative, image = row.text("truth_mask_path"), images.get(image_id)
+        if relative is None or image is None or not image.get("has_pixels") or image_id in checked:
+            continue
+        checked.add(image_id)
+        truth = folder / relative
+        problem = truth_problem(truth, image["height"], image["width"], image_id)
+        if problem is not None:
+            row.fail("truth_mask_path", problem)
+        image["truth_mask_path"] = str(truth)
 
 
 def _read_pixels(entry: _Entry, problems: Problems) -> None:

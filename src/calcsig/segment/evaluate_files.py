@@ -14,8 +14,9 @@ from calcsig.segment.evaluate import ImageEval, evaluate_images, plot_froc, plot
 from calcsig.segment.params import EVALUATION_KEYS, segment_params
 from calcsig.segment.selector import CandidateSelector, load_selector, score_candidates
 from calcsig.segment.store import read_candidates, read_segmentation
-from calcsig.segment.truth import image_splits, read_truth_labels, truth_kinds
+from calcsig.segment.truth import image_splits, truth_kinds
 from calcsig.tables import read_table
+from calcsig.truthlabels import read_truth_labels
 
 
 def write_json(obj: dict, path: str | Path) -> None:

@@ -27,8 +27,9 @@ from calcsig.segment.candidates import FEATURE_NAMES, detect_candidates
 from calcsig.segment.evaluate import candidate_pairs
 from calcsig.segment.params import CANDIDATE_KEYS, SELECTOR_KEYS, segment_params
 from calcsig.segment.store import SELECTOR_FEATURE_COLUMNS, read_candidates, read_segmentation
-from calcsig.segment.truth import image_splits, read_truth_labels, truth_kinds
+from calcsig.segment.truth import image_splits, truth_kinds
 from calcsig.tables import read_table
+from calcsig.truthlabels import read_truth_labels
 
 
 class CandidateSelector(ClassifierMixin, BaseEstimator):

@@ -1,22 +1,11 @@
-"""Calcification truth as the corpus tables give it, and the split of each image."""
+"""Calcification truth as the corpus tables give it, and the split of each image.
+
+Pixel truth files are read by `calcsig.truthlabels.read_truth_labels`.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pandas as pd
-
-
-def read_truth_labels(path: str | Path) -> np.ndarray:
-    """Ground-truth label image (PNG/TIFF/npy; 0 background, 1..n objects) as int32."""
-    path = Path(path)
-    if path.suffix == ".npy":
-        return np.load(path).astype(np.int32)
-    from PIL import Image
-
-    with Image.open(path) as img:
-        return np.asarray(img).astype(np.int32)
 
 
 def circles_by_image(rois: pd.DataFrame) -> dict[str, list[tuple[float, float, float]]]:
