@@ -69,3 +69,11 @@ def test_a_manifest_listing_a_missing_or_replaced_file_is_removed(tmp_path, monk
     messages = verify_results("results", ("results/masks/batches/*.tsv",))
     assert len(messages) == 1 and "r1.tsv" in messages[0] and "2 listed file(s)" in messages[0]
     assert not manifest.exists()
+
+
+def test_temporary_files_of_a_killed_writer_are_cleared(tmp_path):
+    leftover = tmp_path / "results" / ".objects.parquet.k2j4x.tmp"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_text("half")
+    assert verify_results(tmp_path / "results") == []
+    assert not leftover.exists()

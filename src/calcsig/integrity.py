@@ -100,7 +100,8 @@ def verify_results(root: str | os.PathLike, manifest_globs: tuple[str, ...] = ()
 
     - A file whose content no longer matches its recorded digest (truncated,
       edited, replaced) is removed with its sidecar.
-    - A sidecar whose file is gone is removed.
+    - A sidecar whose file is gone is removed, and so is a temporary file a
+      killed writer left behind (call this only while no run works in `root`).
     - A batch manifest (paths matching `manifest_globs`, relative to the working
       directory) that lists a file which is missing or changed is removed, so its
       batch is run again; the batch job then reuses every item that is intact.
@@ -112,6 +113,9 @@ def verify_results(root: str | os.PathLike, manifest_globs: tuple[str, ...] = ()
     for dirpath, _, names in os.walk(root):
         for name in names:
             sidecar = Path(dirpath) / name
+            if name.startswith(".") and name.endswith(".tmp"):
+                sidecar.unlink(missing_ok=True)  # left by a writer that was killed: never a result
+                continue
             if not is_sidecar(sidecar):
                 continue
             target = sidecar.with_name(name[1 : -len(SIDECAR_SUFFIX)])

@@ -6,6 +6,8 @@ import contextlib
 import logging
 import sys
 
+from .jobguard import stop_when_orphaned
+
 # the line each job log ends with, naming the calcsig modules the job ran (see `loaded_modules`)
 MODULES_LINE = "calcsig modules loaded:"
 
@@ -17,6 +19,7 @@ def log_to(path: str, level: int = logging.INFO):
     Library warnings (pyradiomics, LightGBM, scikit-learn) then land in the
     rule's log instead of the console.
     """
+    stop_when_orphaned()
     handler = logging.FileHandler(path, mode="w")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
