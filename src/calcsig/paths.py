@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import OutputWriteError, is_write_failure
+
 # calcsig is installed editable from its repository (README); the workflow's
 # schemas and resources are read from there so there is one copy of each.
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -19,11 +21,19 @@ def atomic_path(target: str | os.PathLike):
     """Yield a temporary path beside `target`; move it into place only on success.
 
     A failed writer leaves nothing at `target`, so a half-written file can never
-    be mistaken for a valid output.
+    be mistaken for a valid output. A write that fails because the disk is full,
+    over quota, read-only or forbidden raises calcsig.errors.OutputWriteError
+    naming `target` ("no space left on device while writing <target>"); other
+    errors pass through unchanged.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as error:
+        if is_write_failure(error):
+            raise OutputWriteError(target, error) from error
+        raise
     os.close(fd)
     # mkstemp makes the file private (0600); outputs get the usual umask-based mode
     umask = os.umask(0)
@@ -32,6 +42,10 @@ def atomic_path(target: str | os.PathLike):
     try:
         yield Path(tmp)
         os.replace(tmp, target)
+    except OSError as error:
+        if is_write_failure(error):
+            raise OutputWriteError(target, error) from error
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
