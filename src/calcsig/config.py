@@ -262,6 +262,18 @@ def _check_paths(config, schema: dict, prefix: str, base: Path, problems: list[s
             _check_paths(value, branch, f"{dotted}.", base, problems)
 
 
+def _non_finite(node, prefix: str):
+    """(dotted key, value) of every NaN or infinite number in a config."""
+    if isinstance(node, float) and not math.isfinite(node):
+        yield prefix or "<top level>", node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _non_finite(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _non_finite(value, f"{prefix}.{index}")
+
+
 def _exists(path: Path) -> bool:
     try:
         return path.exists()
@@ -288,6 +300,13 @@ def load_config(config: dict, *, base: str | Path = ".", schema_path: str | Path
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(filled), key=lambda e: (_key_of(e), e.message))
     problems = [_describe(e) for e in errors]
+    faulted = {_key_of(e) for e in errors}
+    # JSON Schema bounds never reject NaN (every comparison is false), and YAML spells it .nan
+    problems += [
+        f"config key '{key}': {value} is not a finite number"
+        for key, value in _non_finite(filled, "")
+        if key not in faulted
+    ]
     if not problems:
         _check_paths(filled, schema, "", Path(base), problems)
     if not problems and Path(schema_path).resolve() == CONFIG_SCHEMA.resolve():
