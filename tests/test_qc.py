@@ -4,6 +4,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from calcsig.errors import ConfigError, QCError
 from calcsig.qc import CODES, QC_COLUMNS, QCIssue, gate, image_failed_issue, image_issues, qc_params, qc_row, roi_issues
@@ -189,3 +192,21 @@ def test_every_real_mini_mias_film_passes_and_two_calcification_rois_lie_outside
         ("mdb212_1", "calcification", ["roi_outside_breast"]),
         ("mdb214_1", "calcification", ["roi_outside_breast"]),
     ]
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@given(
+    pixels=arrays(
+        st.sampled_from([np.uint8, np.uint16, np.int32, np.float32]),
+        st.tuples(st.integers(1, 90), st.integers(1, 90)),
+        elements=st.integers(0, 255),
+    ),
+    spacing=st.sampled_from([0.05, 0.1, 0.2, 1.0]),
+)
+def test_any_image_gets_only_documented_codes_and_is_scored_only_when_it_has_content(pixels, spacing):
+    breast = breast_of(pixels, spacing)
+    issues = image_issues(pixels, spacing, breast)
+    assert set(codes(issues)) <= set(CODES)
+    if not issues:
+        assert pixels.min() < pixels.max() and min(pixels.shape) >= 64
+        assert 0.05 <= breast.mean()
