@@ -11,11 +11,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from calcsig.errors import CalcsigError
+from calcsig.errors import CalcsigError, IngestError
 from calcsig.ingest.csv_manifest import KNOWN_COLUMNS, ingest_csv
 from calcsig.ingest.mini_mias import ingest_mini_mias
 from calcsig.tables import validate_corpus
@@ -253,3 +254,18 @@ def test_any_bytes_as_an_info_file_raise_only_calcsig_errors(data):
         folder = mias_folder(Path(tmp))
         (folder / "Info.txt").write_bytes(b"mdb001 G CALC B 10 10 5\n" + data)
         ingest_only_calcsig_errors(ingest_mini_mias, folder, {"pixel_spacing_mm": 0.2}, folder)
+
+
+def test_a_circle_between_pixel_centres_is_refused_naming_its_row(tmp_path):
+    """What the fuzzer found: a radius-0.3 px circle between pixel centres covers no pixel (it was a TypeError)."""
+    folder = image_folder(tmp_path)
+    path = folder / "manifest.csv"
+    path.write_text(
+        "image_id,subject_id,image_path,label,center_x,center_y,radius_px\na,s1,images/a.png,benign,10.5,10.5,0.3\n"
+    )
+    with pytest.raises(IngestError) as error:
+        ingest_csv(path, {"pixel_spacing_mm": 0.1, "site": None}, folder)
+    assert error.value.problems == [
+        "manifest.csv row 2, column 'center_x, center_y, radius_px': circle of radius 0.3 px around (10.5, 10.5) "
+        "covers no pixel centre of image a"
+    ]
