@@ -1,8 +1,7 @@
 # calcsig: from mammograms to calcification signatures and validated risk models.
 # The stages, their file contracts and the design decisions: docs/architecture.md.
 
-
-configfile: "config.yaml"
+# config.yaml is read by calcsig (workflow/rules/common.smk), so that an error in it names its line.
 
 
 include: "workflow/rules/common.smk"

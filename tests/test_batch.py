@@ -138,3 +138,16 @@ def test_a_failed_item_leaves_no_manifest_and_its_finished_neighbours_are_reused
     resumed.run(items("a", "b", "c"), manifest)
     assert resumed.computed == ["c"]
     assert not list((tmp_path / "batches").glob(".*.partial"))  # the journal goes once the manifest is written
+
+
+def test_an_item_that_now_writes_nothing_leaves_no_stale_file_behind(tmp_path):
+    manifest = tmp_path / "batches" / "a.tsv"
+    Stage(tmp_path).run(items("a"), manifest)
+
+    class Skipping(Stage):
+        def work(self, item):  # e.g. the quality gate now skips it
+            return {"n": 0}
+
+    table = Skipping(tmp_path, setting=2).run(items("a"), manifest)
+    assert not (tmp_path / "a.txt").exists()
+    assert table.loc[0, "out"] == "" and table.loc[0, "out_sha256"] == ""

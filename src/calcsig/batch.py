@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .integrity import DIGEST_COLUMN_SUFFIX, recorded_digest, unchanged
+from .integrity import DIGEST_COLUMN_SUFFIX, recorded_digest, sidecar_path, unchanged
 from .paths import atomic_path
 
 log = logging.getLogger(__name__)
@@ -169,6 +169,9 @@ def run_batch(
             rows.append(old)
             reused += 1
             continue
+        for path in paths.values():  # a recomputed item starts from nothing: no stale file survives
+            path.unlink(missing_ok=True)
+            sidecar_path(path).unlink(missing_ok=True)
         extra = work(item)
         row: dict = {id_column: item_id}
         for name, path in paths.items():

@@ -97,14 +97,17 @@ def _invert_stored_range(pixels: np.ndarray, bits: int, signed: bool) -> np.ndar
 
 
 def _read_raster(path: Path) -> ImageData:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as image:
             image.load()
             mode = image.mode
             pixels = np.asarray(image)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    except Image.DecompressionBombError as exc:
+        # the header claims more pixels than any mammogram has; reading on would exhaust memory
+        raise ImageReadError(path, f"refused: {exc}") from exc
+    except Exception as exc:  # Pillow raises many types (TypeError, struct.error, ...) on a damaged file
         raise ImageReadError(path, f"unreadable image ({type(exc).__name__}: {exc})") from exc
     if pixels.ndim != 2:
         raise ImageReadError(path, f"expected a grayscale image, found mode {mode} with shape {pixels.shape}")

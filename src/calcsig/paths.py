@@ -7,6 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import OutputWriteError, is_write_failure
 from .integrity import Digest, sidecar_path
 
 # calcsig is installed editable from its repository (README); the workflow's
@@ -23,10 +24,19 @@ def atomic_path(target: str | os.PathLike):
     A failed writer leaves nothing at `target`, so a half-written file can never
     be mistaken for a valid output. The digest of what was written is recorded
     beside it (`calcsig.integrity`), so a later change to the file is noticed.
+    A write that fails because the disk is full,
+    over quota, read-only or forbidden raises calcsig.errors.OutputWriteError
+    naming `target` ("no space left on device while writing <target>"); other
+    errors pass through unchanged.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as error:
+        if is_write_failure(error):
+            raise OutputWriteError(target, error) from error
+        raise
     os.close(fd)
     # mkstemp makes the file private (0600); outputs get the usual umask-based mode
     umask = os.umask(0)
@@ -36,6 +46,10 @@ def atomic_path(target: str | os.PathLike):
         yield Path(tmp)
         _record_digest(Path(tmp), target)
         os.replace(tmp, target)
+    except OSError as error:
+        if is_write_failure(error):
+            raise OutputWriteError(target, error) from error
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

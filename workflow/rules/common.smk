@@ -24,19 +24,22 @@ envvars:
 
 import calcsig
 from calcsig.batch import chunk
+from calcsig.checks import corpus_check_settings
 from calcsig.codedeps import code_files
 from calcsig.cohort import provisional_cohort
-from calcsig.config import load_config
+from calcsig.config import load_workflow_config
 from calcsig.errors import ConfigError
 from calcsig.ingest.stage import adapter_module, source_files
 from calcsig.integrity import verify_results
+from calcsig.qc import IMAGE_QC_KEYS, ROI_QC_KEYS
 from calcsig.segment.params import CANDIDATE_KEYS, EVALUATION_KEYS, SELECTOR_KEYS
 
 if Path(calcsig.__file__).resolve().parent != (SRC / "calcsig").resolve():
     sys.exit(f"calcsig: the workflow at {REPO} would run calcsig from {calcsig.__file__}, not from {SRC}")
 
 try:
-    config.update(load_config(config))
+    # config.yaml of the working directory, with --configfile and --config merged over it
+    config.update(load_workflow_config(config, "config.yaml"))
 except ConfigError as error:
     sys.exit(f"calcsig: invalid configuration:\n{error}")
 
@@ -435,6 +438,7 @@ def final_targets(wildcards):
     targets = [
         *(corpus_table(kind) for kind in ("images", "rois", "subjects")),
         "results/splits/audit.json",
+        "results/corpus/checked.txt",
         "results/cohort/checked.txt",
         "results/cohort/rois.tsv",
         "results/report/index.html",

@@ -1,6 +1,27 @@
-# Partition: subjects -> train/dev/eval and outer folds, balanced; then the leak audit,
-# and the check that the cohort can fill the folds. Partition and check run first (priority),
-# so a cohort too small stops the run before the image stages are under way.
+# Partition: subjects -> train/dev/eval and outer folds, balanced; then the leak audit.
+# Two checks run before the image stages (priority): the corpus against the config right
+# after ingest, and, once partitioned, whether the cohort fills the folds.
+
+
+rule check_corpus:
+    input:
+        images=corpus_table("images"),
+        rois=corpus_table("rois"),
+        subjects=corpus_table("subjects"),
+        code=code("check_corpus.py"),
+    output:
+        "results/corpus/checked.txt",
+    log:
+        "logs/check_corpus.log",
+    benchmark:
+        "results/benchmarks/check_corpus.tsv"
+    priority: 200
+    conda:
+        "../../envs/corpus.yaml"
+    params:
+        settings=corpus_check_settings(config),
+    script:
+        "../scripts/check_corpus.py"
 
 
 rule partition:

@@ -18,6 +18,7 @@ rule segment:
     params:
         images=image_items,
         segment=settings("segment", CANDIDATE_KEYS),
+        qc=settings("qc", IMAGE_QC_KEYS),
     script:
         "../scripts/segment.py"
 
@@ -54,6 +55,7 @@ rule masks:
     params:
         rois=roi_items,
         masks=config["masks"],
+        qc=settings("qc", ROI_QC_KEYS),
         selector_threshold=lambda wildcards: operating_threshold(),
     script:
         "../scripts/masks.py"

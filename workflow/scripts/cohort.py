@@ -5,6 +5,7 @@ import pandas as pd
 from calcsig.batch import read_manifests
 from calcsig.cohort import check_fold_capacity, final_cohort, provisional_cohort, write_cohort
 from calcsig.logs import log_to
+from calcsig.qc import FAILED
 from calcsig.tables import read_table
 
 inputs = snakemake.input
@@ -18,8 +19,7 @@ with log_to(snakemake.log[0]) as log:
         features = pd.read_parquet(inputs.features, columns=["roi_id", "n_objects"])
         n_objects = features.set_index("roi_id")["n_objects"]
         masks = read_manifests(inputs.masks)
-        if "qc_reason" in masks.columns:
-            qc_failed = set(masks.loc[masks["qc_reason"] != "", "roi_id"])
+        qc_failed = set(masks.loc[masks["qc_status"] == FAILED, "roi_id"])
     cohort = final_cohort(cohort, assignment, n_objects, qc_failed, snakemake.params.cohort["require_detected_objects"])
     summary = write_cohort(cohort, snakemake.output.rois, snakemake.output.summary)
     log.info("cohort: %s", summary)

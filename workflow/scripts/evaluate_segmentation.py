@@ -4,6 +4,7 @@ from pathlib import Path
 
 from calcsig.logs import log_to
 from calcsig.segment.evaluate_files import evaluate_held_out
+from calcsig.segment.store import segmented_images
 
 inputs = snakemake.input
 with log_to(snakemake.log[0]):
@@ -18,4 +19,5 @@ with log_to(snakemake.log[0]):
         snakemake.output.gallery,
         selector_path=inputs.get("selector"),
         selector_threshold=snakemake.params.selector_threshold,
+        segmented=segmented_images(inputs.segmented),
     )

@@ -28,11 +28,13 @@ def recipe_of(roi):
 
 
 def features(roi):
+    if not masks.at[roi["roi_id"], "npz"]:
+        return {"n_objects": 0, "qc_status": masks.at[roi["roi_id"], "qc_status"]}  # no masks: failed the gate
     paths = files(roi)
     found, _ = extract_roi_features(
         masks.at[roi["roi_id"], "npz"], roi["image_path"], params, paths["objects"], paths["roi"], roi_id=roi["roi_id"]
     )
-    return {"n_objects": len(found)}
+    return {"n_objects": len(found), "qc_status": "ok"}
 
 
 with log_to(snakemake.log[0]):

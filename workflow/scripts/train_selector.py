@@ -4,6 +4,7 @@ from pathlib import Path
 
 from calcsig.logs import log_to
 from calcsig.segment.selector import train_selector_on_split
+from calcsig.segment.store import segmented_images
 
 with log_to(snakemake.log[0]) as log:
     n = train_selector_on_split(
@@ -13,5 +14,6 @@ with log_to(snakemake.log[0]) as log:
         Path(snakemake.input.segmented[0]).parent.parent,
         snakemake.params.segment,
         snakemake.output[0],
+        segmented=segmented_images(snakemake.input.segmented),
     )
     log.info("selector trained on %d train-split images", n)

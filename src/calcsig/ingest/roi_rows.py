@@ -189,6 +189,13 @@ def roi_geometry(row: TableRow, image: dict | None, folder: Path) -> dict | None
             )
             return None
         box = circle_box(center_x, center_y, radius, height, width)
+        if box is None:
+            row.fail(
+                "center_x, center_y, radius_px",
+                f"circle of radius {radius:g} px around ({center_x:g}, {center_y:g}) covers no pixel centre of "
+                f"image {image['image_id']}",
+            )
+            return None
         return {**circle, **dict(zip(BOX_COLUMNS, box))}
 
     if has_mask:

@@ -183,14 +183,18 @@ def evaluate_held_out(
     out_gallery_png,
     selector_path=None,
     selector_threshold: float | None = None,
+    segmented=None,
 ) -> dict:
-    """Evaluate segmentation on the images outside the train split (dev and eval).
+    """Evaluate segmentation on the images outside the train split (dev and eval) that were
+    segmented (`segmented`: their IDs; all when None; the quality gate may have skipped some).
 
     With a selector, `plain_hdog` reports the same candidates ranked by DoG
     response, so the selector's gain is measured on the same images.
     """
     splits = image_splits(assignment_tsv)
     held_out = sorted(splits.index[splits != "train"])
+    if segmented is not None:
+        held_out = sorted(set(held_out) & set(segmented))
     return evaluate_segmentation_files(
         images_tsv,
         rois_tsv,

@@ -262,20 +262,23 @@ def train_selector_files(
 
 
 def train_selector_on_split(
-    images_tsv, rois_tsv, assignment_tsv, segment_dir, params: dict, out_model, split: str = "train"
+    images_tsv, rois_tsv, assignment_tsv, segment_dir, params: dict, out_model, split: str = "train", segmented=None
 ) -> int:
     """Train the selector on the stored candidates of the images of `split` that carry truth.
 
     Truth is per-calcification masks (`truth_mask_path`), else calcification
     circles (weak labels), else, for films of a source with circle truth and no
     ROI, "normal" (every candidate a negative). segment_dir holds each image's
-    `{image_id}.npz` / `.tsv`. Returns the number of training images; raises
-    CalcsigError naming the split when none carries truth.
+    `{image_id}.npz` / `.tsv`; `segmented` lists the images that have them (all
+    when None; an image the quality gate skipped has none). Returns the number of
+    training images; raises CalcsigError naming the split when none carries truth.
     """
     images = read_table(images_tsv, "images")
     rois = read_table(rois_tsv, "rois")
     splits = image_splits(assignment_tsv)
     images = images[images["has_pixels"].astype(bool) & images["image_id"].map(splits).eq(split)]
+    if segmented is not None:
+        images = images[images["image_id"].isin(set(segmented))]
     kinds = truth_kinds(images, rois)
     used = kinds.index[kinds["truth_path"].notna() | kinds["circles"].notna() | kinds["normal"]]
     if used.empty:

@@ -132,3 +132,11 @@ def read_candidates(tsv_path: str | Path) -> pd.DataFrame:
     if missing:
         raise ConfigError(f"{tsv_path}: candidate table lacks {', '.join(missing)} (written by an older calcsig?)")
     return table
+
+
+def segmented_images(manifests) -> list[str]:
+    """IDs of the images segment batch `manifests` wrote candidates for (the quality gate may skip some)."""
+    from calcsig.batch import read_manifests
+
+    table = read_manifests(manifests)
+    return sorted(table.loc[table["npz"] != "", "image_id"]) if len(table) else []
