@@ -126,7 +126,7 @@ def partition_groups(
         group = root[sa]
         if forced[a] != forced[b]:
             wants.setdefault(group, set()).add(TRAIN)
-        elif external[a] != external[b]:
+        if external[a] != external[b]:
             wants.setdefault(group, set()).add(EVAL)
     pinned = {g: (TRAIN if TRAIN in w else EVAL) for g, w in wants.items()}
     conflicts = sorted(g for g, w in wants.items() if len(w) > 1)

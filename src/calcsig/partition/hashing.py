@@ -180,12 +180,16 @@ def read_hashes(path: str | Path, images: pd.DataFrame, hash_size: int) -> tuple
             "(made with another partition.hash_size): rerun the partition"
         )
     table = table.loc[list(images["image_id"])]
+    index = pd.Index(table.index, name="image_id")
     hashes = pd.DataFrame(
         {
-            "pixel_hash": [h or None for h in table["pixel_hash"]],
-            "phash": [np.frombuffer(bytes.fromhex(h), dtype=np.uint8) if h else None for h in table["phash"]],
-        },
-        index=pd.Index(table.index, name="image_id"),
+            "pixel_hash": pd.Series([h or None for h in table["pixel_hash"]], index=index, dtype=object),
+            "phash": pd.Series(
+                [np.frombuffer(bytes.fromhex(h), dtype=np.uint8) if h else None for h in table["phash"]],
+                index=index,
+                dtype=object,
+            ),
+        }
     )
     path_of = images.set_index("image_id")["path"] if "path" in images.columns else pd.Series(dtype=object)
     unreadable = [{"image_id": i, "path": path_of.get(i), "problem": p} for i, p in table["problem"].items() if p]

@@ -332,7 +332,7 @@ def _unit_members(units, fixed: np.ndarray) -> tuple[list[np.ndarray], np.ndarra
         pins = set(fixed[idx].tolist())
         if len(pins) > 1:
             raise ValueError(
-                f"unit {units[idx[0]]!r} ties subjects pinned to different groups (or pinned and free): "
+                f"unit {str(units[idx[0]])!r} ties subjects pinned to different groups (or pinned and free): "
                 f"{sorted(pins)}; pin the whole unit to one group"
             )
         if fixed[idx[0]] < 0:
