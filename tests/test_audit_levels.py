@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -202,8 +203,18 @@ def conflicting(kind: str) -> dict:
             ignore_index=True,
         )
         return {**data, "rois": rois}
-    # a copy of a benign image (both in train, same outer fold, one group) whose ROI says actionable
-    planted = copy_pixels(data, "I05", "I09")
+    # a copy of a benign image (both in train, same outer fold, one group) whose ROI says actionable;
+    # near: a mildly changed copy (other pixels, perceptual hashes 3 bits apart)
+    if kind == "image":
+        planted = copy_pixels(data, "I05", "I09")
+    else:
+        rng = np.random.default_rng(0)
+        hashes = data["hashes"].copy()
+        hashes["phash"] = [rng.integers(0, 256, 32, dtype=np.uint8) for _ in range(len(hashes))]
+        near = hashes.loc["I05", "phash"].copy()
+        near[0] ^= np.uint8(0b111)
+        hashes.loc["I09", "phash"] = near
+        planted = {**data, "hashes": hashes}
     copy_rows = planted["assignment"]["subject_id"] == "S09"
     planted["assignment"] = planted["assignment"].assign(
         group_id=planted["assignment"]["group_id"].where(~copy_rows, "S05"),
@@ -214,7 +225,7 @@ def conflicting(kind: str) -> dict:
     return planted
 
 
-@pytest.mark.parametrize("kind", ["roi", "image"])
+@pytest.mark.parametrize("kind", ["roi", "image", "near"])
 def test_a_label_conflict_stops_the_run_under_fail_naming_both_labels(kind):
     report = audit(conflicting(kind), policy="fail")
     assert report["summary"]["label_conflicts"] == 1
@@ -225,6 +236,7 @@ def test_a_label_conflict_stops_the_run_under_fail_naming_both_labels(kind):
         assert "R01 benign" in message and "R01b actionable" in message and "I01" in message
     else:
         assert "I05 ['benign']" in message and "I09 ['actionable']" in message
+        assert ("identical images" if kind == "image" else "near-duplicate images (distance 3)") in message
     assert len(error.value.violations) == 1
 
 

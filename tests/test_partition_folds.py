@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from calcsig.model.multiclass import fine_class_splits
 from calcsig.model.nested_cv import inner_splits
 from calcsig.partition.folds import InnerFoldError, fold_splits, inner_folds
 
@@ -74,6 +75,14 @@ def test_stratify_on_another_column_for_the_multiclass_model():
     folds = inner_folds(frame, 3, seed=1, stratify="fine_class")
     assert (frame.assign(f=folds).groupby("group_id")["f"].nunique() == 1).all()
     assert frame.assign(f=folds).groupby("f")["fine_class"].nunique().min() == 3
+
+
+def test_same_folds_as_the_multiclass_model_when_groups_are_subjects():
+    frame = cases(seed=6)
+    frame["fine_class"] = np.where(frame["label"] == 1, np.where(frame.index % 3 == 0, "dcis", "invasive"), "benign")
+    ours = fold_splits(inner_folds(frame, 3, seed=2, stratify="fine_class"))
+    theirs = fine_class_splits(frame["fine_class"].to_numpy(), frame["group_id"].to_numpy(), 3, 2)
+    assert [np.sort(va).tolist() for _, va in ours] == [np.sort(va).tolist() for _, va in theirs]
 
 
 def test_fold_splits_are_positions_that_cover_every_row_once():

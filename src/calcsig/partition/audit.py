@@ -31,11 +31,12 @@ audit.json holds:
   when one side is training (train, dev) and the other held out (eval,
   external); at a fold level every undeclared straddle is one. A subject
   straddles the split level exactly when it is in subject_overlap.
-- ``label_conflicts``: images with identical pixels whose ROI label sets differ
-  (both labelled), and located ROIs (bbox, circle, mask) with the same geometry
-  on the same image or on an identical copy whose label or fine class differ.
+- ``label_conflicts``: images with identical pixels, or a near-duplicate pair
+  (perceptual hash, with ``distance``), whose ROI label sets differ (both
+  labelled), and located ROIs (bbox, circle, mask) with the same geometry on
+  the same image or on an identical copy whose label or fine class differ.
   Whole-image ROIs on one image are several findings, not a conflict. Each is
-  a violation: one finding cannot be both benign and actionable.
+  a violation: one finding cannot carry two labels (or two fine classes).
 - ``unreadable_images``: images marked has_pixels whose file could not be read
   (they are audited by their metadata key instead).
 - ``violations``: what the policy acts on: undeclared subject overlap, fold
@@ -241,7 +242,10 @@ def _straddle_text(level: str, item: dict) -> str:
 def _conflict_text(conflict: dict) -> str:
     labels = ", ".join(f"{k} {v}" for k, v in conflict["labels"].items())
     if conflict["kind"] == "image":
-        return f"label conflict: identical images with different ROI labels: {labels}"
+        how = "identical images"
+        if "distance" in conflict:
+            how = f"near-duplicate images (distance {conflict['distance']})"
+        return f"label conflict: {how} with different ROI labels: {labels}"
     fine = {k: v for k, v in conflict.get("fine_classes", {}).items() if v is not None}
     extra = f"; fine classes {', '.join(f'{k} {v}' for k, v in fine.items())}" if fine else ""
     return (
@@ -265,7 +269,7 @@ def _roi_key(roi: pd.Series, canonical: str) -> tuple | None:
     return (canonical, shape) + tuple(float(v) if not isinstance(v, str) else v for v in geometry)
 
 
-def _label_conflicts(images: pd.DataFrame, rois: pd.DataFrame, hashes: pd.DataFrame) -> list[dict]:
+def _label_conflicts(images: pd.DataFrame, rois: pd.DataFrame, hashes: pd.DataFrame, pairs: pd.DataFrame) -> list[dict]:
     canonical = {i: (h if isinstance(h, str) else f"id:{i}") for i, h in hashes["pixel_hash"].items()}
     conflicts = []
     labels_of_image = rois.groupby("image_id")["label"].agg(lambda s: tuple(sorted(set(s))))
@@ -280,6 +284,18 @@ def _label_conflicts(images: pd.DataFrame, rois: pd.DataFrame, hashes: pd.DataFr
                     "roi_ids": [],
                     "labels": {i: list(v) for i, v in sets.items()},
                     "pixel_hash": digest,
+                }
+            )
+    for pair in pairs[pairs["method"] == "perceptual"].itertuples(index=False):
+        a, b = pair.image_a, pair.image_b
+        if a in labels_of_image.index and b in labels_of_image.index and labels_of_image[a] != labels_of_image[b]:
+            conflicts.append(
+                {
+                    "kind": "image",
+                    "image_ids": [a, b],
+                    "roi_ids": [],
+                    "labels": {a: list(labels_of_image[a]), b: list(labels_of_image[b])},
+                    "distance": int(pair.distance),
                 }
             )
     keyed: dict[tuple, list[int]] = {}
@@ -340,7 +356,8 @@ def audit_corpus(
     overlap, fold_overlap = _subject_overlap(images, assignment, split_of, set(declared_enrichment))
 
     exact, near = [], []
-    for pair in duplicate_pairs(hashes, hamming).itertuples(index=False):
+    pixel_pairs = duplicate_pairs(hashes, hamming)
+    for pair in pixel_pairs.itertuples(index=False):
         if pair.method == "exact":
             exact.append(_pair_entry(pair.image_a, pair.image_b, subject_of, split_of, group=pair.pixel_hash))
         else:
@@ -377,7 +394,7 @@ def audit_corpus(
     for entry in exact + near:
         entry["leak"] = bool(entry["leak_levels"])
 
-    conflicts = _label_conflicts(images, rois, hashes)
+    conflicts = _label_conflicts(images, rois, hashes, pixel_pairs)
 
     violations = []
     for entry in overlap:
