@@ -175,11 +175,14 @@ def test_finds_the_label_conflict_only(planted):
     assert conflict["kind"] == "roi" and conflict["roi_ids"] == ["S3_CC_1", "S3_CC_2"]
 
 
-def test_violations_list_every_leak_and_nothing_else(planted):
+def test_violations_list_every_leak_and_the_label_conflict_and_nothing_else(planted):
     _, report = planted
-    assert len(report["violations"]) == 3
+    assert len(report["violations"]) == 4
     text = "\n".join(report["violations"])
     assert "S4" in text and "S1_CC" in text and "S8_CC" in text and "S5" not in text
+    conflict = next(v for v in report["violations"] if v.startswith("label conflict"))
+    # names both ROIs, their image and both labels
+    assert "S3_CC_1 benign" in conflict and "S3_CC_2 actionable" in conflict and "S3_CC" in conflict
 
 
 def test_clean_corpus_has_no_findings(tmp_path):
@@ -209,7 +212,8 @@ def test_metadata_key_without_any_pixels(planted):
     assert pairs == {("S9_a", "S9_b"), ("S5_CC", "S5_ENR")}
     enrichment = next(e for e in report["near_duplicates"] if e["image_ids"] == ["S5_CC", "S5_ENR"])
     assert enrichment["declared"] and not enrichment["leak"]
-    assert len(report["violations"]) == 1 and "S4" in report["violations"][0]
+    assert len(report["violations"]) == 2 and "S4" in report["violations"][0]
+    assert report["violations"][1].startswith("label conflict")
 
 
 def test_fold_overlap_is_a_violation(planted):
@@ -235,7 +239,7 @@ def test_policy_fail_writes_report_then_stops(tmp_path):
     out_json, out_table = tmp_path / "splits" / "audit.json", tmp_path / "splits" / "audit.tsv"
     with pytest.raises(AuditError) as error:
         run_audit(paths["images"], paths["rois"], tmp_path / "assignment.tsv", {}, out_json, out_table)
-    assert len(error.value.violations) == 3
+    assert len(error.value.violations) == 4
     assert "S4" in str(error.value) and "audit.json" in str(error.value)
     document = json.loads(out_json.read_text())
     assert {"subject_overlap", "exact_duplicates", "near_duplicates", "label_conflicts"} <= set(document)
@@ -249,20 +253,24 @@ def test_policy_warn_continues_and_flags_leaks(tmp_path):
     report = run_audit(
         paths["images"], paths["rois"], tmp_path / "assignment.tsv", {"audit_policy": "warn"}, out_json, out_table
     )
-    assert report["policy"] == "warn" and len(report["violations"]) == 3
+    assert report["policy"] == "warn" and len(report["violations"]) == 4
     table = pd.read_csv(out_table, sep="\t", dtype=str, keep_default_na=False)
-    findings = table.iloc[6:]
-    assert (findings["status"].iloc[:3] == "LEAK").all()
+    # count rows: six checks, then the split and outer-fold levels (no inner folds without the model settings)
+    counts = table.iloc[:8].set_index("check")
+    assert list(counts.index[6:]) == ["level:split", "level:outer_fold"]
+    findings = table.iloc[8:]
+    assert (findings["status"].iloc[:4].isin(["LEAK", "CONFLICT"])).all()
     assert set(findings.loc[findings["status"] == "LEAK", "items"]) == {"S4", "S1_CC,S7_CC", "S2_CC,S8_CC"}
-    summary = table.iloc[:6].set_index("check")
-    assert summary.loc["subject_overlap", "status"] == "LEAK" and summary.loc["label_conflicts", "items"] == "1"
+    assert set(findings.loc[findings["status"] == "CONFLICT", "items"]) == {"S3_CC_1,S3_CC_2"}
+    assert counts.loc["subject_overlap", "status"] == "LEAK" and counts.loc["label_conflicts", "items"] == "1"
+    assert counts.loc["label_conflicts", "status"] == "CONFLICT"
 
 
 def test_table_of_a_clean_report_has_counts_only(tmp_path):
     corpus = build(tmp_path, plant=False)
     report = audit_corpus(corpus["images"], corpus["rois"], corpus["assignment"], **SETTINGS, policy="warn")
     table = audit_table(report)
-    assert len(table) == 6 and set(table["status"]) == {"count"} and set(table["items"]) == {"0"}
+    assert len(table) == 8 and set(table["status"]) == {"count"} and set(table["items"]) == {"0"}
 
 
 def test_external_is_held_out_like_eval():
@@ -306,6 +314,6 @@ def test_external_is_held_out_like_eval():
     assert pairs[("A", "B")]["leak"] and pairs[("A", "B")]["splits"] == ["train", "external"]
     assert not pairs[("C", "D")]["leak"] and pairs[("C", "D")]["across_splits"]
     assert report["summary"]["exact_duplicate_pairs_leaking"] == 1
-    assert report["violations"] == ["exact duplicate images A (train) and B (external)"]
+    assert report["violations"] == ["exact duplicate images A (train) and B (external) straddle level split"]
     with pytest.raises(AuditError, match="B \\(external\\)"):
         enforce_policy(report)

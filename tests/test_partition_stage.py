@@ -167,7 +167,9 @@ def test_optimised_split_beats_random_grouped_split(corpus, partitioned):
 
 def test_assignment_rows_and_grouping(corpus, partitioned):
     assignment, _, _ = partitioned
-    assert list(assignment.columns) == ["level", "subject_id", "image_id", "roi_id", "split", "outer_fold"]
+    assert list(assignment.columns) == ["level", "subject_id", "image_id", "roi_id", "split", "outer_fold", "group_id"]
+    # no image is a copy of another: every subject is its own group
+    assert (assignment["group_id"] == assignment["subject_id"]).all()
     assert (assignment["level"] == "subject").sum() == len(corpus["subjects"])
     assert (assignment["level"] == "image").sum() == len(corpus["images"])
     assert (assignment["level"] == "roi").sum() == len(corpus["rois"])

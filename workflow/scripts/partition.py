@@ -1,4 +1,8 @@
-"""Snakemake adapter: split subjects into train/dev/eval and outer folds."""
+"""Snakemake adapter: split subjects (by duplicate group) into train/dev/eval and outer folds.
+
+The hash table output is optional: when the rule declares `hashes`, the images'
+hashes are kept for the audit to reuse.
+"""
 
 from calcsig.logs import log_to
 from calcsig.partition.stage import run_partition
@@ -13,5 +17,6 @@ with log_to(snakemake.log[0]) as log:
         snakemake.output.assignment,
         snakemake.output.balance,
         snakemake.output.balance_json,
+        out_hashes=snakemake.output.get("hashes"),
     )
     log.info("balance summary: %s", summary)

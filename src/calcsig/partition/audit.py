@@ -1,4 +1,4 @@
-"""Leakage audit of an assignment: subject overlap, duplicate images, label conflicts, policy.
+"""Leakage audit of an assignment: subject overlap, duplicate images, label conflicts, at every level.
 
 audit.json holds:
 - ``subject_overlap``: one entry per subject with rows in more than one split:
@@ -9,8 +9,9 @@ audit.json holds:
 - ``fold_overlap``: subjects whose rows carry more than one outer fold.
 - ``exact_duplicates``: one entry per pair of images with identical decoded
   pixels (hashing.pixel_hash), with their subjects, splits, ``group`` (the
-  shared hash), ``across_splits`` and ``leak`` (one in train/dev, one held out:
-  eval or external).
+  shared hash), ``across_splits``, ``straddles`` (the levels whose sides
+  separate the two images), ``leak_levels`` (those where that is a violation)
+  and ``leak`` (any leak level).
 - ``near_duplicates``: pairs within the Hamming threshold of the perceptual
   hash (method ``perceptual``, with ``distance``; pairs already exact are left
   out) and, for images without pixels, pairs sharing the metadata key
@@ -18,17 +19,29 @@ audit.json holds:
   an image of a declared subset is marked ``declared`` and is no leak: it is the
   declared second examination, judged under subject_overlap). Two images
   that both have pixels are judged by their pixels only: the same breast and
-  view of one person on another day is a different film.
-- ``label_conflicts``: images with identical pixels whose ROI label sets differ
-  (both labelled), and located ROIs (bbox, circle, mask) with the same geometry
-  on the same image or on an identical copy whose label or fine class differ.
-  Whole-image ROIs on one image are several findings, not a conflict.
+  view of one person on another day is a different film. Same keys as exact.
+- ``levels``: one section per level (levels.py): ``split``, ``outer_fold`` and,
+  when the model's number of inner folds and seed are given, ``inner_fold:<k>``
+  for each outer fold k and ``inner_fold:eval`` for the final model. Each has
+  ``checked`` (false with a ``reason`` when its folds cannot be made),
+  ``settings``, ``straddles`` (every duplicate pair or subject on two sides of
+  the level: kind ``subject``, ``exact_duplicate`` or ``near_duplicate``, with
+  image_ids, subject_ids, sides, declared, violation) and their counts.
+  A straddle is a violation when it is not declared and, at the split level,
+  when one side is training (train, dev) and the other held out (eval,
+  external); at a fold level every undeclared straddle is one. A subject
+  straddles the split level exactly when it is in subject_overlap.
+- ``label_conflicts``: images with identical pixels, or a near-duplicate pair
+  (perceptual hash, with ``distance``), whose ROI label sets differ (both
+  labelled), and located ROIs (bbox, circle, mask) with the same geometry on
+  the same image or on an identical copy whose label or fine class differ.
+  Whole-image ROIs on one image are several findings, not a conflict. Each is
+  a violation: one finding cannot carry two labels (or two fine classes).
 - ``unreadable_images``: images marked has_pixels whose file could not be read
   (they are audited by their metadata key instead).
 - ``violations``: what the policy acts on: undeclared subject overlap, fold
-  overlap, and exact or near duplicates across train/dev vs eval or external
-  (the external cohort is held out like eval). Label
-  conflicts are reported but never stop the run.
+  overlap, every violating straddle at any level, and every label conflict
+  (the external cohort is held out like eval).
 An image's split is that of its image row in the assignment, or of its subject
 row when the assignment has no image rows.
 """
@@ -39,15 +52,23 @@ import json
 from itertools import combinations
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ..errors import CalcsigError
 from ..paths import atomic_path
-from .hashing import hamming_matrix, perceptual_hash, pixel_hash
+from .hashing import duplicate_pairs, image_hashes
+from .levels import OUTER_FOLD, SPLIT, Level, audit_levels, image_splits
 
 TRAINING = ("train", "dev")
 HELD_OUT = ("eval", "external")
+CHECKS = (
+    "subject_overlap",
+    "fold_overlap",
+    "exact_duplicates",
+    "near_duplicates",
+    "label_conflicts",
+    "unreadable_images",
+)
 
 
 class AuditError(CalcsigError):
@@ -58,52 +79,15 @@ class AuditError(CalcsigError):
         where = f" (details in {report_path})" if report_path else ""
         shown = "\n".join(f"  - {v}" for v in self.violations)
         super().__init__(
-            f"audit: {len(self.violations)} leak(s) with audit_policy fail{where}\n{shown}\n"
-            "Fix the split or the corpus, declare the enrichment subset in "
-            "partition.declared_enrichment, or set partition.audit_policy: warn."
+            f"audit: {len(self.violations)} violation(s) with audit_policy fail{where}\n{shown}\n"
+            "Fix the split or the corpus (a label conflict: correct the labels, or drop one of the ROIs), "
+            "declare the enrichment subset in partition.declared_enrichment, or set "
+            "partition.audit_policy: warn."
         )
 
 
 def _subset_listed(image: pd.Series, subsets: set[str]) -> bool:
     return str(image.get("subset")) in subsets or f"{image.get('source')}:{image.get('subset')}" in subsets
-
-
-def image_hashes(images: pd.DataFrame, hash_size: int) -> tuple[pd.DataFrame, list[dict]]:
-    """Pixel and perceptual hash of every image with pixels.
-
-    Returns a frame indexed by image_id with columns pixel_hash and phash (packed
-    bytes; None for images without pixels) and the list of unreadable images.
-    calcsig.imageio is imported here so that the metadata-only audit needs no
-    image reader.
-    """
-    from ..imageio import read_image
-
-    records, unreadable = [], []
-    for _, image in images.iterrows():
-        has = bool(image.get("has_pixels")) if not pd.isna(image.get("has_pixels")) else False
-        path = image.get("path")
-        pixel, phash = None, None
-        if has and isinstance(path, str) and path:
-            try:
-                pixels = read_image(path).pixels
-                pixel, phash = pixel_hash(pixels), perceptual_hash(pixels, hash_size)
-            except (CalcsigError, OSError, ValueError) as error:
-                unreadable.append({"image_id": image["image_id"], "path": path, "problem": str(error)})
-        records.append({"image_id": image["image_id"], "pixel_hash": pixel, "phash": phash})
-    return pd.DataFrame.from_records(records, columns=["image_id", "pixel_hash", "phash"]).set_index(
-        "image_id"
-    ), unreadable
-
-
-def image_splits(images: pd.DataFrame, assignment: pd.DataFrame) -> pd.Series:
-    """image_id -> split from the assignment's image rows, else from the subject row."""
-    image_rows = assignment[assignment["level"] == "image"].drop_duplicates("image_id").set_index("image_id")["split"]
-    subject_rows = (
-        assignment[assignment["level"] == "subject"].drop_duplicates("subject_id").set_index("subject_id")["split"]
-    )
-    by_subject = images["subject_id"].map(subject_rows)
-    own = images["image_id"].map(image_rows)
-    return pd.Series(own.where(own.notna(), by_subject).to_numpy(), index=images["image_id"].to_numpy(), name="split")
 
 
 def _subject_overlap(
@@ -157,15 +141,117 @@ def _subject_overlap(
 def _pair_entry(a: str, b: str, subject_of: pd.Series, split_of: pd.Series, **extra) -> dict:
     a, b = sorted((a, b))
     splits = [split_of.get(a), split_of.get(b)]
-    leak = (splits[0] in TRAINING and splits[1] in HELD_OUT) or (splits[1] in TRAINING and splits[0] in HELD_OUT)
     return {
         "image_ids": [a, b],
         "subject_ids": [subject_of.get(a), subject_of.get(b)],
         "splits": splits,
         **extra,
         "across_splits": splits[0] != splits[1],
-        "leak": bool(leak),
     }
+
+
+def _violates(level: str, sides: list, declared: bool) -> bool:
+    """Whether a straddle at `level` with these two sides is a violation (see the module docstring)."""
+    if declared:
+        return False
+    if level == SPLIT:
+        return (sides[0] in TRAINING and sides[1] in HELD_OUT) or (sides[1] in TRAINING and sides[0] in HELD_OUT)
+    return True
+
+
+def _level_section(level: Level, pairs: list[tuple[str, dict]], subject_straddles: list[dict]) -> dict:
+    """The per-level section: subject and pair straddles, each judged by `_violates`."""
+    straddles = list(subject_straddles)
+    for kind, entry in pairs:
+        a, b = entry["image_ids"]
+        if a not in level.side_of_image.index or b not in level.side_of_image.index:
+            continue
+        sides = [level.side_of_image[a], level.side_of_image[b]]
+        if sides[0] == sides[1]:
+            continue
+        declared = bool(entry.get("declared", False))
+        item = {
+            "kind": kind,
+            "image_ids": [a, b],
+            "subject_ids": list(entry["subject_ids"]),
+            "sides": sides,
+            "declared": declared,
+            "violation": _violates(level.name, sides, declared),
+        }
+        for key in ("method", "distance"):
+            if key in entry:
+                item[key] = entry[key]
+        straddles.append(item)
+        entry["straddles"].append(level.name)
+        if item["violation"]:
+            entry["leak_levels"].append(level.name)
+    return {
+        "checked": level.checked,
+        **({"reason": level.reason} if level.reason else {}),
+        "settings": level.settings,
+        "n_straddles": len(straddles),
+        "n_violations": sum(s["violation"] for s in straddles),
+        "straddles": straddles,
+    }
+
+
+def _subject_straddles(level: Level, overlap: list[dict], images: pd.DataFrame) -> list[dict]:
+    """Subjects on several sides of a level; at the split level, the subject_overlap entries."""
+    if level.name == SPLIT:
+        return [
+            {
+                "kind": "subject",
+                "image_ids": [i["image_id"] for i in e["cross_split_images"]],
+                "subject_ids": [e["subject_id"]],
+                "sides": e["splits"],
+                "declared": e["declared"],
+                "violation": not e["declared"],
+            }
+            for e in overlap
+        ]
+    images_of = images.groupby("subject_id")["image_id"].agg(sorted)
+    side = level.side_of_image
+    result = []
+    for subject, sides in level.subject_sides.items():
+        placed = [i for i in images_of.get(subject, []) if i in side.index]
+        result.append(
+            {
+                "kind": "subject",
+                "image_ids": placed,
+                "subject_ids": [subject],
+                "sides": sides,
+                "declared": False,
+                "violation": True,
+            }
+        )
+    return result
+
+
+def _straddle_text(level: str, item: dict) -> str:
+    """One violation line: what straddles, on which sides, at which level."""
+    if item["kind"] == "subject":
+        return f"subject {item['subject_ids'][0]} is on sides {', '.join(map(str, item['sides']))} of level {level}"
+    name = item["kind"].replace("_", " ")
+    how = ""
+    if item.get("method"):
+        how = f" ({item['method']}" + (f", distance {item['distance']})" if item.get("distance") is not None else ")")
+    (a, b), (sa, sb) = item["image_ids"], item["sides"]
+    return f"{name} images {a} ({sa}) and {b} ({sb}){how} straddle level {level}"
+
+
+def _conflict_text(conflict: dict) -> str:
+    labels = ", ".join(f"{k} {v}" for k, v in conflict["labels"].items())
+    if conflict["kind"] == "image":
+        how = "identical images"
+        if "distance" in conflict:
+            how = f"near-duplicate images (distance {conflict['distance']})"
+        return f"label conflict: {how} with different ROI labels: {labels}"
+    fine = {k: v for k, v in conflict.get("fine_classes", {}).items() if v is not None}
+    extra = f"; fine classes {', '.join(f'{k} {v}' for k, v in fine.items())}" if fine else ""
+    return (
+        f"label conflict: ROIs at the same place on image(s) {', '.join(conflict['image_ids'])} "
+        f"are labelled {labels}{extra}"
+    )
 
 
 def _roi_key(roi: pd.Series, canonical: str) -> tuple | None:
@@ -183,7 +269,7 @@ def _roi_key(roi: pd.Series, canonical: str) -> tuple | None:
     return (canonical, shape) + tuple(float(v) if not isinstance(v, str) else v for v in geometry)
 
 
-def _label_conflicts(images: pd.DataFrame, rois: pd.DataFrame, hashes: pd.DataFrame) -> list[dict]:
+def _label_conflicts(images: pd.DataFrame, rois: pd.DataFrame, hashes: pd.DataFrame, pairs: pd.DataFrame) -> list[dict]:
     canonical = {i: (h if isinstance(h, str) else f"id:{i}") for i, h in hashes["pixel_hash"].items()}
     conflicts = []
     labels_of_image = rois.groupby("image_id")["label"].agg(lambda s: tuple(sorted(set(s))))
@@ -198,6 +284,18 @@ def _label_conflicts(images: pd.DataFrame, rois: pd.DataFrame, hashes: pd.DataFr
                     "roi_ids": [],
                     "labels": {i: list(v) for i, v in sets.items()},
                     "pixel_hash": digest,
+                }
+            )
+    for pair in pairs[pairs["method"] == "perceptual"].itertuples(index=False):
+        a, b = pair.image_a, pair.image_b
+        if a in labels_of_image.index and b in labels_of_image.index and labels_of_image[a] != labels_of_image[b]:
+            conflicts.append(
+                {
+                    "kind": "image",
+                    "image_ids": [a, b],
+                    "roi_ids": [],
+                    "labels": {a: list(labels_of_image[a]), b: list(labels_of_image[b])},
+                    "distance": int(pair.distance),
                 }
             )
     keyed: dict[tuple, list[int]] = {}
@@ -237,11 +335,15 @@ def audit_corpus(
     policy: str = "fail",
     hashes: pd.DataFrame | None = None,
     unreadable: list[dict] | None = None,
+    inner_folds: int | None = None,
+    seed: int | None = None,
 ) -> dict:
     """The audit report (see module docstring) of `assignment` over the typed corpus tables.
 
     `hashes` (image_id -> pixel_hash, phash) may be given to skip reading
-    images (tests, or a cache); otherwise the images are read.
+    images (the partition's hash table, tests); otherwise the images are read.
+    inner_folds, seed: the model stage's model.inner_folds and model.seed; with
+    both given, the inner folds of every outer fold are checked too.
     """
     if policy not in ("fail", "warn"):
         raise ValueError(f"audit policy must be 'fail' or 'warn', not {policy!r}")
@@ -253,21 +355,17 @@ def audit_corpus(
     subject_of = images.set_index("image_id")["subject_id"]
     overlap, fold_overlap = _subject_overlap(images, assignment, split_of, set(declared_enrichment))
 
-    exact = []
-    hashed = hashes[hashes["pixel_hash"].notna()]
-    for digest, members in hashed.groupby("pixel_hash", sort=True):
-        for a, b in combinations(sorted(members.index), 2):
-            exact.append(_pair_entry(a, b, subject_of, split_of, group=digest))
-
-    near = []
-    with_phash = hashes[hashes["phash"].notna()]
-    if len(with_phash) > 1:
-        ids = list(with_phash.index)
-        packed = np.stack([np.asarray(h, dtype=np.uint8) for h in with_phash["phash"]])
-        for i, j, distance in hamming_matrix(packed, hamming):
-            if with_phash["pixel_hash"].iloc[i] == with_phash["pixel_hash"].iloc[j]:
-                continue
-            near.append(_pair_entry(ids[i], ids[j], subject_of, split_of, method="perceptual", distance=distance))
+    exact, near = [], []
+    pixel_pairs = duplicate_pairs(hashes, hamming)
+    for pair in pixel_pairs.itertuples(index=False):
+        if pair.method == "exact":
+            exact.append(_pair_entry(pair.image_a, pair.image_b, subject_of, split_of, group=pair.pixel_hash))
+        else:
+            near.append(
+                _pair_entry(
+                    pair.image_a, pair.image_b, subject_of, split_of, method="perceptual", distance=int(pair.distance)
+                )
+            )
     without = set(hashes.index[hashes["phash"].isna()])
     declared_ids = set(
         images.loc[[_subset_listed(row, set(declared_enrichment)) for _, row in images.iterrows()], "image_id"]
@@ -284,11 +382,19 @@ def audit_corpus(
                     # an image of a declared subset sharing the key is the declared
                     # second examination, not a copy: reported, judged by subject_overlap
                     entry["declared"] = bool(declared_ids & {a, b})
-                    entry["leak"] = entry["leak"] and not entry["declared"]
                     near.append(entry)
     near.sort(key=lambda e: (e["method"], e["image_ids"]))
+    for entry in exact + near:
+        entry.update(straddles=[], leak_levels=[])
 
-    conflicts = _label_conflicts(images, rois, hashes)
+    pairs = [("exact_duplicate", e) for e in exact] + [("near_duplicate", e) for e in near]
+    levels = {}
+    for level in audit_levels(images, rois, assignment, inner_folds=inner_folds, seed=seed):
+        levels[level.name] = _level_section(level, pairs, _subject_straddles(level, overlap, images))
+    for entry in exact + near:
+        entry["leak"] = bool(entry["leak_levels"])
+
+    conflicts = _label_conflicts(images, rois, hashes, pixel_pairs)
 
     violations = []
     for entry in overlap:
@@ -296,19 +402,12 @@ def audit_corpus(
             violations.append(f"subject {entry['subject_id']} is in {', '.join(entry['splits'])} (undeclared overlap)")
     for entry in fold_overlap:
         violations.append(f"subject {entry['subject_id']} is in outer folds {entry['outer_folds']}")
-    for name, entries in (("exact duplicate", exact), ("near duplicate", near)):
-        for entry in entries:
-            if entry["leak"]:
-                how = (
-                    f" ({entry['method']}"
-                    + (f", distance {entry['distance']})" if entry.get("distance") is not None else ")")
-                    if "method" in entry
-                    else ""
-                )
-                violations.append(
-                    f"{name} images {entry['image_ids'][0]} ({entry['splits'][0]}) and "
-                    f"{entry['image_ids'][1]} ({entry['splits'][1]}){how}"
-                )
+    for name, section in levels.items():
+        for item in section["straddles"]:
+            # subject overlap and fold overlap are listed above, once
+            if item["violation"] and not (item["kind"] == "subject" and name in (SPLIT, OUTER_FOLD)):
+                violations.append(_straddle_text(name, item))
+    violations += [_conflict_text(c) for c in conflicts]
     summary = {
         "subjects_in_several_splits": len(overlap),
         "undeclared_subject_overlap": sum(not e["declared"] for e in overlap),
@@ -322,6 +421,9 @@ def audit_corpus(
         "images": int(len(images)),
         "images_hashed": int(hashes["pixel_hash"].notna().sum()),
         "images_unreadable": len(unreadable),
+        "straddles_per_level": {name: section["n_straddles"] for name, section in levels.items()},
+        "violations_per_level": {name: section["n_violations"] for name, section in levels.items()},
+        "levels_not_checked": [name for name, section in levels.items() if not section["checked"]],
         "violations": len(violations),
     }
     return {
@@ -330,12 +432,15 @@ def audit_corpus(
             "declared_enrichment": list(declared_enrichment),
             "near_duplicate_hamming": hamming,
             "hash_size": hash_size,
+            "inner_folds": inner_folds,
+            "seed": seed,
         },
         "summary": summary,
         "subject_overlap": overlap,
         "fold_overlap": fold_overlap,
         "exact_duplicates": exact,
         "near_duplicates": near,
+        "levels": levels,
         "label_conflicts": conflicts,
         "unreadable_images": unreadable,
         "violations": violations,
@@ -343,10 +448,15 @@ def audit_corpus(
 
 
 def audit_table(report: dict) -> pd.DataFrame:
-    """The human-readable table: one row per finding, leaks first and marked LEAK.
+    """The human-readable table: one row per finding, violations first.
 
-    Columns: status (LEAK | declared | reported), check, items, splits, detail.
-    A first row per check gives its count, so an empty check is visibly empty.
+    Columns: status (LEAK | CONFLICT | declared | reported), check, items,
+    splits (the sides: splits, or folds for a fold level), detail. A first row
+    per check, then per level, gives its count, so an empty check is visibly
+    empty; a level that could not be checked says so. Findings at the split
+    level are the subject_overlap and duplicate rows; the fold levels add a row
+    per straddling pair (and per subject on several inner folds; subjects on
+    several outer folds are the fold_overlap rows).
     """
     rows = []
     for entry in report["subject_overlap"]:
@@ -378,19 +488,37 @@ def audit_table(report: dict) -> pd.DataFrame:
                 detail += (
                     f" distance {entry['distance']}" if entry.get("distance") is not None else f" key {entry['key']}"
                 )
+            if entry.get("straddles"):
+                detail += "; on two sides of: " + ", ".join(entry["straddles"])
             rows.append(
                 {
-                    "status": "LEAK" if entry["leak"] else "reported",
+                    "status": "LEAK" if entry["leak"] else ("declared" if entry.get("declared") else "reported"),
                     "check": check,
                     "items": ",".join(entry["image_ids"]),
                     "splits": ",".join(str(s) for s in entry["splits"]),
                     "detail": detail,
                 }
             )
+    levels = report.get("levels", {})
+    for name, section in levels.items():
+        if name == SPLIT:
+            continue
+        for item in section["straddles"]:
+            if item["kind"] == "subject" and name == OUTER_FOLD:
+                continue
+            rows.append(
+                {
+                    "status": "LEAK" if item["violation"] else ("declared" if item["declared"] else "reported"),
+                    "check": name,
+                    "items": ",".join(item["subject_ids"] if item["kind"] == "subject" else item["image_ids"]),
+                    "splits": ",".join(str(s) for s in item["sides"]),
+                    "detail": f"{item['kind'].replace('_', ' ')}; subjects {','.join(map(str, item['subject_ids']))}",
+                }
+            )
     for entry in report["label_conflicts"]:
         rows.append(
             {
-                "status": "reported",
+                "status": "CONFLICT",
                 "check": "label_conflicts",
                 "items": ",".join(entry["roi_ids"] or entry["image_ids"]),
                 "splits": "",
@@ -409,26 +537,34 @@ def audit_table(report: dict) -> pd.DataFrame:
         )
     findings = pd.DataFrame(rows, columns=["status", "check", "items", "splits", "detail"])
     counts = []
-    for check in (
-        "subject_overlap",
-        "fold_overlap",
-        "exact_duplicates",
-        "near_duplicates",
-        "label_conflicts",
-        "unreadable_images",
-    ):
+    for check in CHECKS:
         part = findings[findings["check"] == check]
-        leaks = int((part["status"] == "LEAK").sum())
+        flagged = int(part["status"].isin(["LEAK", "CONFLICT"]).sum())
         counts.append(
             {
-                "status": "LEAK" if leaks else "count",
+                "status": ("CONFLICT" if check == "label_conflicts" else "LEAK") if flagged else "count",
                 "check": check,
                 "items": str(len(part)),
                 "splits": "",
-                "detail": f"{leaks} leak(s) under policy {report['policy']}" if leaks else "no leak",
+                "detail": f"{flagged} violation(s) under policy {report['policy']}" if flagged else "no violation",
             }
         )
-    order = {"LEAK": 0, "declared": 1, "reported": 2}
+    for name, section in levels.items():
+        if not section["checked"]:
+            status, detail = "not checked", section.get("reason", "")
+        else:
+            status = "LEAK" if section["n_violations"] else "count"
+            detail = f"level {name}: {section['n_violations']} violation(s) among its straddles"
+        counts.append(
+            {
+                "status": status,
+                "check": f"level:{name}",
+                "items": str(section["n_straddles"]),
+                "splits": "",
+                "detail": detail,
+            }
+        )
+    order = {"LEAK": 0, "CONFLICT": 0, "declared": 1, "reported": 2}
     findings = (
         findings.assign(_order=findings["status"].map(order))
         .sort_values(["_order", "check", "items"], kind="stable")

@@ -15,14 +15,26 @@ integral (float64 otherwise), and the shape is part of the hash.
    DC term, are compared to their median, one bit each.
 Two images are near duplicates when the Hamming distance of their hashes is
 at most a threshold (see `hamming_matrix`).
+
+`image_hashes` hashes every image of a corpus table; `write_hashes` /
+`read_hashes` keep the result in a TSV (image_id, pixel_hash, phash as hex,
+problem for an unreadable file), so that the partition and the audit read each
+image once between them.
 """
 
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy.fft import dctn
+
+from ..errors import CalcsigError
+from ..paths import atomic_path
+
+HASH_COLUMNS = ["image_id", "pixel_hash", "phash", "problem"]
 
 
 def pixel_hash(pixels: np.ndarray) -> str:
@@ -98,3 +110,123 @@ def hamming_matrix(hashes: np.ndarray, max_distance: int, chunk: int = 512) -> l
             if i < j:
                 found.append((int(i), int(j), int(distance[i - start, j])))
     return found
+
+
+def image_hashes(images: pd.DataFrame, hash_size: int) -> tuple[pd.DataFrame, list[dict]]:
+    """Pixel and perceptual hash of every image with pixels.
+
+    Returns a frame indexed by image_id with columns pixel_hash and phash (packed
+    bytes; None for images without pixels) and the list of unreadable images
+    ({image_id, path, problem}). calcsig.imageio is imported here so that a
+    metadata-only corpus needs no image reader.
+    """
+    from ..imageio import read_image
+
+    records, unreadable = [], []
+    for _, image in images.iterrows():
+        has = bool(image.get("has_pixels")) if not pd.isna(image.get("has_pixels")) else False
+        path = image.get("path")
+        pixel, phash = None, None
+        if has and isinstance(path, str) and path:
+            try:
+                pixels = read_image(path).pixels
+                pixel, phash = pixel_hash(pixels), perceptual_hash(pixels, hash_size)
+            except (CalcsigError, OSError, ValueError) as error:
+                unreadable.append({"image_id": image["image_id"], "path": path, "problem": str(error)})
+        records.append({"image_id": image["image_id"], "pixel_hash": pixel, "phash": phash})
+    return pd.DataFrame.from_records(records, columns=["image_id", "pixel_hash", "phash"]).set_index(
+        "image_id"
+    ), unreadable
+
+
+def write_hashes(hashes: pd.DataFrame, unreadable: list[dict], out: str | Path) -> None:
+    """Write the hash table atomically: one row per image, phash as hex, empty cells for no pixels."""
+    problem = {u["image_id"]: u["problem"] for u in unreadable}
+    table = pd.DataFrame(
+        {
+            "image_id": hashes.index,
+            "pixel_hash": [h if isinstance(h, str) else "" for h in hashes["pixel_hash"]],
+            "phash": [bytes(np.asarray(h, dtype=np.uint8)).hex() if h is not None else "" for h in hashes["phash"]],
+            "problem": [problem.get(i, "") for i in hashes.index],
+        }
+    )
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
+
+
+def read_hashes(path: str | Path, images: pd.DataFrame, hash_size: int) -> tuple[pd.DataFrame, list[dict]]:
+    """Read a table written by `write_hashes` back as `image_hashes` returns it.
+
+    Raises CalcsigError when the table misses a column, misses an image of
+    `images`, or holds perceptual hashes of another size than hash_size**2 bits
+    (it was made with other settings: rerun the partition).
+    """
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    missing = [c for c in HASH_COLUMNS if c not in table.columns]
+    if missing:
+        raise CalcsigError(f"{path}: missing column(s) {', '.join(missing)}")
+    table = table.drop_duplicates("image_id").set_index("image_id")
+    absent = sorted(set(images["image_id"]) - set(table.index))
+    if absent:
+        raise CalcsigError(
+            f"{path}: no hash row for {len(absent)} image(s) of images.tsv, e.g. {absent[:5]}; "
+            "the hashes are older than the corpus: rerun the partition"
+        )
+    n_bytes = (hash_size * hash_size + 7) // 8
+    wrong = [i for i, h in table["phash"].items() if h and len(h) != 2 * n_bytes]
+    if wrong:
+        raise CalcsigError(
+            f"{path}: perceptual hash of image {wrong[0]} is not {hash_size}x{hash_size} bits "
+            "(made with another partition.hash_size): rerun the partition"
+        )
+    table = table.loc[list(images["image_id"])]
+    index = pd.Index(table.index, name="image_id")
+    hashes = pd.DataFrame(
+        {
+            "pixel_hash": pd.Series([h or None for h in table["pixel_hash"]], index=index, dtype=object),
+            "phash": pd.Series(
+                [np.frombuffer(bytes.fromhex(h), dtype=np.uint8) if h else None for h in table["phash"]],
+                index=index,
+                dtype=object,
+            ),
+        }
+    )
+    path_of = images.set_index("image_id")["path"] if "path" in images.columns else pd.Series(dtype=object)
+    unreadable = [{"image_id": i, "path": path_of.get(i), "problem": p} for i, p in table["problem"].items() if p]
+    return hashes, unreadable
+
+
+PAIR_COLUMNS = ["image_a", "image_b", "method", "distance", "pixel_hash"]
+
+
+def duplicate_pairs(hashes: pd.DataFrame, max_distance: int) -> pd.DataFrame:
+    """Pairs of images that are copies of each other, judged by their pixels.
+
+    hashes: as `image_hashes` returns (image_id index, pixel_hash, phash; None
+    for images without pixels). A pair is ``exact`` when both pixel hashes are
+    equal (``distance`` 0, ``pixel_hash`` the shared digest) and ``perceptual``
+    when the perceptual hashes are at most `max_distance` bits apart and the
+    pixels differ. Returns columns image_a < image_b, method, distance,
+    pixel_hash: exact pairs first (by digest, then IDs), then perceptual pairs
+    by IDs. Images without pixels are in no pair.
+    """
+    from itertools import combinations
+
+    rows = []
+    hashed = hashes[hashes["pixel_hash"].notna()]
+    for digest, members in hashed.groupby("pixel_hash", sort=True):
+        for a, b in combinations(sorted(members.index), 2):
+            rows.append((a, b, "exact", 0, digest))
+    with_phash = hashes[hashes["phash"].notna()]
+    near = []
+    if len(with_phash) > 1:
+        ids = list(with_phash.index)
+        packed = np.stack([np.asarray(h, dtype=np.uint8) for h in with_phash["phash"]])
+        digests = with_phash["pixel_hash"].to_numpy()
+        for i, j, distance in hamming_matrix(packed, max_distance):
+            if digests[i] is not None and digests[i] == digests[j]:
+                continue
+            a, b = sorted((ids[i], ids[j]))
+            near.append((a, b, "perceptual", distance, None))
+    rows += sorted(near)
+    return pd.DataFrame(rows, columns=PAIR_COLUMNS)

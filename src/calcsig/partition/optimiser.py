@@ -31,6 +31,19 @@ the best of `n_restarts` restarts wins. Everything draws from one
 
 Subjects may be pinned to a group (`fixed`): they count in the balance but
 never move; the free subjects of each stratum fill what is left of the targets.
+
+Subjects may be tied into units (`units`, e.g. subjects whose images are
+duplicates of each other): a unit of several subjects always sits in one group.
+Each restart first places the free units at random, with probability
+proportional to `fractions`, among the groups that still have room for every
+stratum of the unit (the group with the least overflow when none has), and the
+single subjects fill what is left of each (stratum, group) cell. Besides the
+pair swaps of single subjects, a share `UNIT_MOVE_SHARE` of the steps tries a
+unit move: a random free unit against up to 16 sets, per other group, of single
+subjects drawn to match the unit's strata one for one; the best exchange is
+taken under the same rule as a swap, so group sizes and label mix still stay on
+target. With no unit of two or more subjects the search is
+exactly the subject search (the same draws, the same result).
 """
 
 from __future__ import annotations
@@ -43,6 +56,7 @@ import numpy as np
 SMD_FLOOR = 1e-3
 RMS_WEIGHT = 0.05
 CANDIDATES_PER_SIDE = 16
+UNIT_MOVE_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -139,12 +153,48 @@ def cell_targets(strata: np.ndarray, fractions: np.ndarray, fixed: np.ndarray) -
     return targets
 
 
-def _initial(strata_codes: np.ndarray, targets: np.ndarray, fixed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _place_units(
+    codes: np.ndarray, targets: np.ndarray, units: list[np.ndarray], fractions: np.ndarray, rng: np.random.Generator
+) -> tuple[dict[int, int], np.ndarray]:
+    """Group of each free multi-subject unit (by position in `units`) and the cell room left for singles."""
+    room = targets.copy()
+    placed: dict[int, int] = {}
+    for u in rng.permutation(len(units)):
+        need = np.bincount(codes[units[u]], minlength=room.shape[0])
+        overflow = np.clip(need[:, None] - room, 0, None).sum(axis=0)
+        fits = np.flatnonzero(overflow == 0)
+        if fits.size:
+            g = int(rng.choice(fits, p=fractions[fits] / fractions[fits].sum()))
+        else:
+            g = int(np.argmin(overflow))
+        placed[int(u)] = g
+        room[:, g] -= need
+    return placed, room
+
+
+def _initial(
+    strata_codes: np.ndarray,
+    targets: np.ndarray,
+    fixed: np.ndarray,
+    rng: np.random.Generator,
+    units: list[np.ndarray] | None = None,
+    single: np.ndarray | None = None,
+    fractions: np.ndarray | None = None,
+) -> np.ndarray:
     groups = fixed.copy()
+    room = targets
+    if units:
+        placed, room = _place_units(strata_codes, targets, units, fractions, rng)
+        for u, g in placed.items():
+            groups[units[u]] = g
     for s in range(targets.shape[0]):
-        members = np.flatnonzero((strata_codes == s) & (fixed < 0))
+        members = np.flatnonzero((strata_codes == s) & (fixed < 0) & (True if single is None else single))
         members = rng.permutation(members)
-        labels = np.repeat(np.arange(targets.shape[1]), targets[s])
+        counts = room[s]
+        if counts.min() < 0 or counts.sum() != members.size:
+            # a unit overfilled a cell: the singles of this stratum share out what room is left
+            counts = _apportion(members.size, np.clip(counts, 0, None) + 1e-9)
+        labels = np.repeat(np.arange(targets.shape[1]), counts)
         groups[members] = labels
     return groups
 
@@ -157,7 +207,31 @@ def _moments(X: np.ndarray, groups: np.ndarray, n_groups: int) -> tuple[np.ndarr
     return sums, sqsums, np.bincount(groups, minlength=n_groups)
 
 
-def _search(X, X2, codes, groups, free, counts, sums, sqsums, rng, max_iter, patience, temperature):
+def _unit_candidates(units, codes, groups, single, n_groups, rng):
+    """Candidate unit moves: a random free unit (in group g) against up to CANDIDATES_PER_SIDE sets of
+    single subjects in each other group h that match its strata one for one.
+
+    Returns (unit, g, hs, partners) with partners an (n_candidates, unit size) index array, or None.
+    """
+    unit = units[rng.integers(len(units))]
+    g = int(groups[unit[0]])
+    strata, need = np.unique(codes[unit], return_counts=True)
+    hs, partners = [], []
+    for h in range(n_groups):
+        if h == g:
+            continue
+        pools = [np.flatnonzero((groups == h) & single & (codes == s)) for s in strata]
+        if any(pool.size < k for pool, k in zip(pools, need)):
+            continue
+        for _ in range(CANDIDATES_PER_SIDE):
+            partners.append(np.concatenate([rng.choice(pool, k, replace=False) for pool, k in zip(pools, need)]))
+            hs.append(h)
+    if not partners:
+        return None
+    return unit, g, np.array(hs), np.stack(partners)
+
+
+def _search(X, X2, codes, groups, free, counts, sums, sqsums, rng, max_iter, patience, temperature, units=None):
     n_groups = counts.shape[0]
     pairs = list(combinations(range(n_groups), 2))
     current_smd = pairwise_smd(sums, sqsums, counts)
@@ -168,6 +242,34 @@ def _search(X, X2, codes, groups, free, counts, sums, sqsums, rng, max_iter, pat
         if stale >= patience:
             break
         stale += 1
+        heat = temperature * (1.0 - step / max(max_iter, 1))
+        if units and n_groups > 1 and rng.random() < UNIT_MOVE_SHARE:
+            move = _unit_candidates(units, codes, groups, free, n_groups, rng)
+            if move is None:
+                continue
+            unit, g, hs, partners = move
+            rows = np.arange(len(hs))
+            delta = X[partners].sum(axis=1) - X[unit].sum(axis=0)
+            delta2 = X2[partners].sum(axis=1) - X2[unit].sum(axis=0)
+            new_sums = np.broadcast_to(sums, (len(hs),) + sums.shape).copy()
+            new_sq = np.broadcast_to(sqsums, (len(hs),) + sqsums.shape).copy()
+            new_sums[:, g] += delta
+            new_sums[rows, hs] -= delta
+            new_sq[:, g] += delta2
+            new_sq[rows, hs] -= delta2
+            scores = _objective(pairwise_smd(new_sums, new_sq, counts))
+            pick = int(np.argmin(scores))
+            worse = scores[pick] - current
+            if worse < -1e-12 or (heat > 0 and rng.random() < np.exp(-worse / heat)):
+                h = int(hs[pick])
+                groups[unit], groups[partners[pick]] = h, g
+                sums, sqsums = new_sums[pick], new_sq[pick]
+                current_smd = pairwise_smd(sums, sqsums, counts)
+                current = float(scores[pick])
+                if current < best - 1e-12:
+                    best_groups, best = groups.copy(), current
+                    stale = 0
+            continue
         if rng.random() < 0.5:
             worst = np.unravel_index(np.argmax(np.abs(current_smd)), current_smd.shape)[0]
             g, h = pairs[worst]
@@ -197,7 +299,6 @@ def _search(X, X2, codes, groups, free, counts, sums, sqsums, rng, max_iter, pat
         pick = int(np.argmin(scores))
         # annealing: a worse best-candidate is taken with a probability that
         # vanishes as the temperature falls linearly to zero over max_iter steps
-        heat = temperature * (1.0 - step / max(max_iter, 1))
         worse = scores[pick] - current
         if worse < -1e-12 or (heat > 0 and rng.random() < np.exp(-worse / heat)):
             a, b = a_idx[pick], b_idx[pick]
@@ -211,6 +312,35 @@ def _search(X, X2, codes, groups, free, counts, sums, sqsums, rng, max_iter, pat
     return best_groups, best
 
 
+def _unit_members(units, fixed: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Free units of two or more subjects (member index arrays, in order of first member) and the single mask.
+
+    Raises ValueError when a unit mixes pinned subjects of different groups, or
+    pinned and free subjects.
+    """
+    n = len(fixed)
+    if units is None:
+        return [], np.ones(n, bool)
+    units = np.asarray(units, dtype=object).astype(str)
+    if units.shape != (n,):
+        raise ValueError(f"units has {units.shape[0]} entries for {n} subjects")
+    _, codes, sizes = np.unique(units, return_inverse=True, return_counts=True)
+    multi = sizes[codes] > 1
+    members = []
+    for code in np.unique(codes[multi]):
+        idx = np.flatnonzero(codes == code)
+        pins = set(fixed[idx].tolist())
+        if len(pins) > 1:
+            raise ValueError(
+                f"unit {str(units[idx[0]])!r} ties subjects pinned to different groups (or pinned and free): "
+                f"{sorted(pins)}; pin the whole unit to one group"
+            )
+        if fixed[idx[0]] < 0:
+            members.append(idx)
+    members.sort(key=lambda idx: int(idx[0]))
+    return members, ~multi
+
+
 def optimise_groups(
     strata,
     X: np.ndarray,
@@ -222,16 +352,21 @@ def optimise_groups(
     patience: int = 300,
     temperature: float = 0.02,
     fixed=None,
+    units=None,
 ) -> Assignment:
     """Assign each subject (row of `X`) to one of len(`fractions`) groups.
 
     strata: label stratum per subject (any hashable values); X: (n, L) balanced
     columns (level indicators and numeric values, see covariates.design_matrix);
     fractions: target share of subjects per group (renormalised); fixed: optional
-    int array, group index for pinned subjects and -1 for free ones; seed: int or
-    numpy SeedSequence; temperature: initial annealing temperature in units of
-    the objective (0 = pure descent).
-    Returns the best assignment over `n_restarts` seeded restarts.
+    int array, group index for pinned subjects and -1 for free ones; units:
+    optional label per subject, subjects with the same label always land in the
+    same group (a unit's members must be all free or all pinned to one group);
+    seed: int or numpy SeedSequence; temperature: initial annealing temperature
+    in units of the objective (0 = pure descent).
+    Returns the best assignment over `n_restarts` seeded restarts. Sizes and
+    strata meet their targets exactly unless a unit is too large for every
+    group's room in one of its strata.
     """
     strata = np.asarray(strata, dtype=object).astype(str)
     X = np.asarray(X, float)
@@ -239,6 +374,7 @@ def optimise_groups(
     fractions = fractions / fractions.sum()
     n_groups = len(fractions)
     fixed = np.full(len(strata), -1, int) if fixed is None else np.asarray(fixed, int)
+    unit_list, single = _unit_members(units, fixed)
     levels, codes = np.unique(strata, return_inverse=True)
     targets = cell_targets(strata, fractions, fixed)
     free = fixed < 0
@@ -246,9 +382,11 @@ def optimise_groups(
     rng = np.random.default_rng(seed)
     best_groups, best_score = None, np.inf
     for _ in range(max(1, n_restarts)):
-        groups = _initial(codes, targets, fixed, rng)
+        groups = _initial(codes, targets, fixed, rng, unit_list, single, fractions)
         sums, sqsums, counts = _moments(X, groups, n_groups)
-        groups, score = _search(X, X2, codes, groups, free, counts, sums, sqsums, rng, max_iter, patience, temperature)
+        groups, score = _search(
+            X, X2, codes, groups, free & single, counts, sums, sqsums, rng, max_iter, patience, temperature, unit_list
+        )
         if score < best_score - 1e-12:
             best_groups, best_score = groups.copy(), score
     sums, sqsums, counts = _moments(X, best_groups, n_groups)
