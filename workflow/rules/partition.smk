@@ -38,6 +38,8 @@ rule partition:
             category="Splits",
         ),
         balance_json="results/splits/balance.json",
+        # each image's pixel-content and perceptual hashes, read again by the audit
+        hashes="results/splits/image_hashes.tsv",
     log:
         "logs/partition.log",
     benchmark:
@@ -57,6 +59,7 @@ rule audit:
         images=corpus_table("images"),
         rois=corpus_table("rois"),
         assignment="results/splits/assignment.tsv",
+        hashes="results/splits/image_hashes.tsv",
         code=code("audit.py"),
     output:
         audit="results/splits/audit.json",
@@ -73,6 +76,9 @@ rule audit:
         "../../envs/corpus.yaml"
     params:
         partition=settings("partition", AUDIT_KEYS),
+        # the model's inner folds are audited too: the same function makes them
+        inner_folds=config["model"]["inner_folds"],
+        seed=config["model"]["seed"],
     script:
         "../scripts/audit.py"
 
