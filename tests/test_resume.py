@@ -1,0 +1,149 @@
+"""Resumes are exact: whatever stops a run, the next one ends with results byte-identical to a clean run.
+
+On the micro config, a finished run is copied, a stage is made to run again
+(its results removed, or a parameter changed), and the run is stopped in the
+middle of that stage: Snakemake itself killed (SIGKILL), or one of its jobs.
+The run is then resumed with the original config (so with a parameter change in
+between, when there was one) and every result must equal the clean run's. Then
+each stage's intermediates are deleted or truncated behind the workflow's back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from test_workflow import REPO, deploy, snakemake
+
+pytestmark = pytest.mark.workflow
+
+MICRO = yaml.safe_load((REPO / "tests" / "data" / "micro.yaml").read_text())
+VOLATILE = re.compile(rb"<!-- volatile:start -->.*?<!-- volatile:end -->", re.S)
+
+# per stage: what to remove so it runs again, how to tell it is under way, a parameter change, its script
+STAGES = {
+    "segment": (["results/segment"], "results/segment/batches/*.tsv", {"segment": {"threshold_noise": 4.5}}),
+    "masks": (["results/masks"], "results/masks/batches/*.tsv", {"masks": {"background_band_mm": 2.0}}),
+    "features": (["results/features"], "results/features/batches/*.tsv", {"features": {"families": {"topology": False}}}),
+    "model_fold": (["results/model"], "results/model/outer*/*/predictions.parquet", {"model": {"target_sensitivity": 0.9}}),
+}
+
+
+def result_digests(workdir: Path) -> dict[str, str]:
+    """SHA-256 of every result file (timings left out; the report without its volatile block)."""
+    out = {}
+    for path in sorted((workdir / "results").rglob("*")):
+        rel = path.relative_to(workdir).as_posix()
+        if path.is_dir() or rel.startswith("results/benchmarks/") or path.name.endswith(".partial"):
+            continue
+        data = path.read_bytes()
+        if path.suffix == ".html":
+            data = VOLATILE.sub(b"", data)
+        out[rel] = hashlib.sha256(data).hexdigest()
+    return out
+
+
+def assert_same_results(workdir: Path, reference: Path) -> None:
+    got, want = result_digests(workdir), result_digests(reference)
+    assert set(got) == set(want), {"extra": sorted(set(got) - set(want)), "missing": sorted(set(want) - set(got))}
+    differ = sorted(k for k in want if got[k] != want[k])
+    assert not differ, f"{len(differ)} result file(s) differ from a clean run, e.g. {differ[:10]}"
+
+
+@pytest.fixture(scope="module")
+def clean_micro_run(tmp_path_factory) -> Path:
+    workdir = deploy(tmp_path_factory.mktemp("micro") / "clean", MICRO)
+    snakemake(workdir, "--configfile", "tiny.yaml")
+    return workdir
+
+
+def clone(reference: Path, workdir: Path) -> Path:
+    shutil.copytree(reference, workdir, symlinks=True)  # copy2: modification times kept, as Snakemake needs
+    return workdir
+
+
+def start(workdir: Path, *configfiles: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", *configfiles],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for(predicate, run: subprocess.Popen, seconds: float = 600) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if predicate():
+            return
+        if run.poll() is not None:
+            raise AssertionError(f"the run ended before the stage was under way:\n{run.stdout.read()[-3000:]}")
+        time.sleep(0.2)
+    raise AssertionError("the stage never got under way")
+
+
+def jobs_of(workdir: Path, script: str | None = None) -> list[int]:
+    """PIDs of the workflow jobs (Snakemake's script copies) running in `workdir`."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if cwd == str(workdir) and ".snakemake/scripts/" in cmdline and (script is None or f".{script}.py" in cmdline):
+            pids.append(int(proc.name))
+    return pids
+
+
+def stop(run: subprocess.Popen, workdir: Path, how: str, script: str) -> None:
+    if how == "kill snakemake":
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+    else:
+        victims = jobs_of(workdir, script)
+        assert victims, f"no {script} job to kill"
+        os.kill(victims[0], signal.SIGKILL)
+        output = run.communicate(timeout=600)[0]
+        assert run.returncode != 0 and f"Error in rule {script}" in output, output[-3000:]
+    # jobs never outlive the Snakemake that started them (calcsig.jobguard)
+    end = time.monotonic() + 30
+    while jobs_of(workdir) and time.monotonic() < end:
+        time.sleep(0.2)
+    assert not jobs_of(workdir), "a job outlived its run"
+
+
+@pytest.mark.parametrize("changed", [False, True], ids=["same config", "parameter changed before the resume"])
+@pytest.mark.parametrize("how", ["kill snakemake", "kill one job"])
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_a_stopped_run_resumes_to_the_results_of_a_clean_run(clean_micro_run, tmp_path, stage, how, changed):
+    workdir = clone(clean_micro_run, tmp_path / "run")
+    removed, underway, change, script = *STAGES[stage][:3], stage.replace("model_fold", "model_fold")
+    configs = ["tiny.yaml"]
+    if changed:
+        (workdir / "change.yaml").write_text(yaml.safe_dump(change))
+        configs.append("change.yaml")
+    else:
+        for path in removed:
+            shutil.rmtree(workdir / path)
+    before = {p: p.stat().st_mtime_ns for p in workdir.glob(underway)}
+    run = start(workdir, *configs)
+    wait_for(lambda: any(p not in before or p.stat().st_mtime_ns != before[p] for p in workdir.glob(underway)), run)
+    stop(run, workdir, how, script)
+    if how == "kill snakemake":
+        snakemake(workdir, "--unlock")
+    snakemake(workdir, "--configfile", "tiny.yaml")  # the original config: any half-done change is undone
+    assert_same_results(workdir, clean_micro_run)
