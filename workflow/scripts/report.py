@@ -1,15 +1,20 @@
 """Snakemake adapter: the self-contained HTML report."""
 
-from calcsig import report as r
 from calcsig.logs import log_to
+from calcsig.report import INPUTS, RunInfo, build_report, snakemake_rule_graph
 
-i = snakemake.input
-with log_to(snakemake.log[0]):
-    sections = [
-        r.corpus_section(i.images, i.rois, i.subjects),
-        r.splits_section(i.balance, i.balance_json, i.audit, i.audit_table),
-        r.segmentation_section(i.segmentation, i.froc, i.gallery),
-        r.features_section(i.features),
-        r.models_section(i.models, i.models_table),
-    ]
-    r.render_report(sections, snakemake.output[0], snakemake.params.title, snakemake.params.config)
+given = dict(snakemake.input.items())
+params = snakemake.params
+with log_to(snakemake.log[0]) as log:
+    paths = {name: given.get(name) for name in INPUTS}
+    graph, why_not = snakemake_rule_graph(params.snakefile, params.config)
+    if why_not:
+        log.warning("rule graph left out of the report: %s", why_not)
+    run = RunInfo(
+        workflow_dir=params.workflow_dir,
+        rule_graph=graph,
+        rule_graph_error=why_not or "",
+        benchmark_patterns=params.benchmarks,
+        log_patterns=params.logs,
+    )
+    build_report(paths, snakemake.output[0], params.config, run=run)
