@@ -74,7 +74,9 @@ def colour(i: int) -> str:
 def new_figure(n_panels: int = 1, width_in: float = 3.4, height_in: float = 3.0, **kwargs):
     """A figure of `n_panels` side by side, in the report's style."""
     with plt.rc_context(_STYLE):
-        fig, axes = plt.subplots(1, n_panels, figsize=(width_in * n_panels, height_in), squeeze=False, **kwargs)
+        fig, axes = plt.subplots(
+            1, n_panels, figsize=(width_in * n_panels, height_in), squeeze=False, layout="constrained", **kwargs
+        )
     return fig, list(axes[0])
 
 
@@ -82,7 +84,7 @@ def to_svg(fig, figure_id: str, label: str) -> Markup:
     """The figure as an inline <svg> element, stable ids prefixed by `figure_id`, scaled to its container."""
     buffer = io.StringIO()
     with plt.rc_context({**_STYLE, "svg.hashsalt": f"calcsig-{figure_id}"}):
-        fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
     plt.close(fig)
     text = buffer.getvalue()
     text = text[text.index("<svg") :]
@@ -180,6 +182,7 @@ def reliability_panels(panels: list[dict]) -> tuple:
             squeeze=False,
             gridspec_kw={"height_ratios": [3, 1]},
             sharex="col",
+            layout="constrained",
         )
     for j, panel in enumerate(panels):
         ax, counts = grid[0][j], grid[1][j]
@@ -205,7 +208,6 @@ def reliability_panels(panels: list[dict]) -> tuple:
         counts.set_xlabel("predicted probability")
         counts.set_ylabel("cases")
         counts.grid(False)
-    fig.tight_layout()
     return fig
 
 

@@ -548,18 +548,11 @@ def models_section(inputs: Inputs, config: dict) -> Section:
     section.blocks.append(table or unavailable("Model table", "models.json holds no ROI-level results"))
     others = [t for t in (comparison_table(document, lv, settings, name) for lv in ("image", "breast")) if t]
     if others:
-        section.blocks.append(Details("Image and breast level", others))
+        section.blocks.append(Details("Image and breast level: the same table", others))
     if "skipped" in main:
         section.blocks.append(unavailable(f"Figures of {name}", f"the model was skipped: {main['skipped']}"))
     else:
         section.blocks += model_figures(name, main, "roi", settings)
-        for level in ("image", "breast"):
-            if main.get(level):
-                section.blocks.append(
-                    Details(
-                        f"{name} at {LEVELS[level]} level: the same figures", model_figures(name, main, level, settings)
-                    )
-                )
     section.blocks.append(Heading("Paired comparisons", "models-comparisons"))
     section.blocks += comparisons_blocks(document, settings)
     fine = multiclass_blocks(document, settings)
