@@ -318,7 +318,7 @@ def models(root: Path, rng: np.random.Generator) -> dict[str, Path]:
         "models": {},
         "comparisons": [],
     }
-    for name, skill in (("bag_of_objects", 1.5), ("mean_std", 0.8)):
+    for name, skill in (("bag_of_objects", 0.9), ("mean_std", 0.5)):
         p = 1 / (1 + np.exp(-(rng.normal(0, 1, n) + skill * (2 * y - 1))))
         model = {}
         for level in ("roi", "image"):

@@ -79,7 +79,8 @@ def test_the_first_section_carries_the_main_models_cv_and_eval_auc_with_interval
     models = pd.read_json(inputs["models"], typ="series")["models"]["bag_of_objects"]["roi"]
     for set_name in ("cv", "eval"):
         auc = models[set_name]["metrics"]["roc_auc"]
-        expected = f"{auc['value']:.2f} ({auc['ci_low']:.2f}\u2013{auc['ci_high']:.2f})"
+        interval = f"95% CI {auc['ci_low']:.2f}\u2013{auc['ci_high']:.2f}"
+        expected = f'{auc["value"]:.2f} <span class="card-interval">{interval}</span>'
         assert f"ROC AUC, {set_name.upper() if set_name == 'cv' else set_name}" in summary
         assert expected in summary
 
@@ -167,12 +168,12 @@ def test_the_cohort_flow_shows_each_exclusion_reason_with_its_count_and_the_excl
 
 def test_balance_above_the_threshold_is_marked_and_the_full_table_is_folded(page, inputs, config, tmp_path):
     balance = page.split('id="cohort-balance"')[1].split('id="cohort-audit"')[0]
-    assert re.search(r'<td class="over"[^>]*>0\.31', balance)
-    assert not re.search(r'<td class="over"[^>]*>0\.05', balance)
+    assert re.search(r'<td class="over"[^>]*>0\.310', balance)
+    assert not re.search(r'<td class="over"[^>]*>0\.080', balance)
     strict = copy.deepcopy(config)
     strict["report"]["smd_threshold"] = 0.04
     stricter = render(inputs, strict, tmp_path, "strict.html").split('id="cohort-balance"')[1]
-    assert re.search(r'<td class="over"[^>]*>0\.05', stricter)
+    assert re.search(r'<td class="over"[^>]*>0\.080', stricter)
     assert "<details><summary>Full balance table" in balance
 
 
@@ -198,7 +199,7 @@ def test_each_operating_point_gets_its_rule_and_confusion_matrix(page):
     thresholds = page.split('id="models-thresholds"')[1].split('id="models-comparisons"')[0]
     assert "highest threshold with inner-fold sensitivity &gt;= 0.95" in thresholds
     for caption in ("CV, target", "CV, margin", "eval, target", "eval, margin"):
-        assert f"<caption>{caption}</caption>" in thresholds
+        assert f'<p class="table-caption">{caption}</p>' in thresholds
 
 
 def test_recorded_feature_importances_are_listed_with_their_meaning(inputs, config, tmp_path):

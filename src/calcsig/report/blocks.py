@@ -77,9 +77,9 @@ class Facts:
 
 @dataclass
 class Headline:
-    """Big numbers for the first screen: (label, value, detail)."""
+    """Big numbers for the first screen: (label, value, interval, detail)."""
 
-    cards: list[tuple[str, str, str]]
+    cards: list[tuple[str, str, str, str]]
     kind: str = "headline"
 
 

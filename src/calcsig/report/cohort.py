@@ -183,7 +183,7 @@ def _smd_cell(levels: pd.DataFrame, column: str | None, threshold: float, show_p
     values = levels[column].abs()
     at = values.idxmax()
     worst = float(values[at])
-    text = f"{worst:.2f}"
+    text = f"{worst:.3f}"
     if show_pair:
         a, b = column[len("smd_") :].split("_vs_", 1)
         text += f" ({a.replace('fold_', '')} vs {b.replace('fold_', '')})"

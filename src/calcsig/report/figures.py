@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 from markupsafe import Markup  # noqa: E402
+from matplotlib.transforms import offset_copy  # noqa: E402
 
 OKABE_ITO = {
     "black": "#000000",
@@ -63,8 +64,10 @@ def styled(plot):
 
 
 def legend_below(ax, ncol: int = 1) -> None:
-    """The legend under the axes, where it cannot hide a curve."""
-    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.2), ncol=ncol, borderaxespad=0.0)
+    """The legend under the axes and their tick labels and x label (a fixed distance in inches, whatever the
+    axes' height), where it cannot hide a curve."""
+    below = offset_copy(ax.transAxes, fig=ax.figure, y=-0.5, units="inches")
+    ax.legend(loc="upper left", bbox_to_anchor=(0.0, 0.0), bbox_transform=below, ncol=ncol, borderaxespad=0.0)
 
 
 def colour(i: int) -> str:
@@ -123,7 +126,7 @@ def roc_panels(panels: list[dict]) -> tuple:
     Each panel: title, curve {fpr, tpr, tpr_ci_low?, tpr_ci_high?}, label, band_label,
     folds (list of {fpr, tpr} or empty), points (list of (fpr, tpr, label)).
     """
-    fig, axes = new_figure(len(panels))
+    fig, axes = new_figure(len(panels), height_in=4.4)
     for ax, panel in zip(axes, panels):
         curve = panel["curve"]
         ax.plot([0, 1], [0, 1], color=GREY, linestyle=":", linewidth=1, label="chance")

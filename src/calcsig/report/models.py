@@ -60,7 +60,7 @@ def sets_of(level_block: dict) -> list[str]:
     return [s for s in SETS if isinstance(level_block.get(s), dict)]
 
 
-def headline(inputs: Inputs, config: dict) -> list[tuple[str, str, str]]:
+def headline(inputs: Inputs, config: dict) -> list[tuple[str, str, str, str]]:
     """The main model's ROI-level ROC AUC with its interval on every set, for the run summary."""
     document = inputs.json("models")
     if not document:
@@ -73,11 +73,13 @@ def headline(inputs: Inputs, config: dict) -> list[tuple[str, str, str]]:
         block = roi[set_name]
         auc = (block.get("metrics") or {}).get("roc_auc")
         if auc:
-            detail = (
-                f"{SETS[set_name]}; {level_text(settings.get('ci_level'))} CI; {number(block.get('n'))} ROIs of "
-                f"{number(block.get('n_subjects'))} subjects"
+            detail = f"{SETS[set_name]}; {number(block.get('n'))} ROIs of {number(block.get('n_subjects'))} subjects"
+            interval = (
+                f"{level_text(settings.get('ci_level'))} CI {fixed(auc['ci_low'])}\u2013{fixed(auc['ci_high'])}"
+                if auc.get("ci_low") is not None and auc.get("ci_high") is not None
+                else ""
             )
-            cards.append((f"{name}: ROC AUC, {SET_SHORT[set_name]}", estimate(auc), detail))
+            cards.append((f"{name}: ROC AUC, {SET_SHORT[set_name]}", fixed(auc.get("value")), interval, detail))
     return cards
 
 

@@ -16,7 +16,7 @@ def tpr_at_rate(metrics: dict, fp_rate: float):
     return metrics.get(f"tpr_at_{fp_rate:g}_fp_per_cm2")
 
 
-def headline(inputs: Inputs, config: dict) -> list[tuple[str, str, str]]:
+def headline(inputs: Inputs, config: dict) -> list[tuple[str, str, str, str]]:
     """Segmentation results for the run summary: pixel-level TPR and/or cluster sensitivity."""
     metrics = inputs.json("segmentation")
     if not metrics:
@@ -29,6 +29,7 @@ def headline(inputs: Inputs, config: dict) -> list[tuple[str, str, str]]:
             (
                 "Calcification TPR",
                 fixed(tpr),
+                "",
                 f"at {fp_rate:g} false positives per cm\u00b2 of breast; {number(metrics.get('n_images'))} held-out "
                 "images with pixel truth",
             )
@@ -38,6 +39,7 @@ def headline(inputs: Inputs, config: dict) -> list[tuple[str, str, str]]:
             (
                 "Cluster sensitivity",
                 fixed(metrics["cluster_sensitivity"]),
+                "",
                 f"{number(metrics.get('false_clusters_per_normal_image'), 2)} false clusters per normal image; "
                 f"{number(metrics.get('n_annotated_clusters'))} annotated clusters",
             )
