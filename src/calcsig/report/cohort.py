@@ -251,13 +251,16 @@ def audit_blocks(inputs: Inputs) -> tuple[list, list[str]]:
         ]
         blocks.append(Table(["status", "check", "IDs", "splits", "detail"], rows, caption="Audit findings (audit.tsv)"))
     else:
-        hashed = summary.get("images_hashed")
+        hashed, images = summary.get("images_hashed"), summary.get("images")
+        how = ""
+        if hashed is not None and images is not None and hashed < images:
+            how = f" ({number(hashed)} of {number(images)} images compared by their pixels, the rest by metadata)"
+        elif hashed is not None:
+            how = f" ({number(hashed)} images compared by their pixels)"
         blocks.append(
             Note(
                 "The leak audit found nothing: no subject in more than one split or outer fold, no exact or near "
-                "duplicate image, no label conflict"
-                + (f" ({number(hashed)} images hashed)" if hashed is not None else "")
-                + ".",
+                f"duplicate image, no label conflict{how}."
             )
         )
     if counts["unreadable_images"]:
