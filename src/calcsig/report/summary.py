@@ -8,7 +8,7 @@ from . import models, segmentation
 from .blocks import Facts, Headline, Note, Section, number, unavailable
 from .cohort import audit_blocks, cohort_summary, split_sizes
 from .inputs import Inputs
-from .provenance import RunInfo, config_digest, git_commit
+from .provenance import RunInfo, config_digest, git_commit, package_versions
 
 
 def corpus_source(config: dict) -> str:
@@ -83,7 +83,7 @@ def summary_section(inputs: Inputs, config: dict, run: RunInfo) -> Section:
         ("config digest", config_digest(config)),
         ("calcsig / git commit", f"{_version()} / {git_commit(run.workflow_dir)}"),
         ("run date, timings", Markup('<a href="#provenance-run">in Provenance</a> (they change from run to run)')),
-        ("package versions", Markup('<a href="#provenance">in Provenance</a>')),
+        ("package versions", ", ".join(f"{n} {v}" for n, v in package_versions())),
     ]
     section.blocks.append(Facts(facts))
     return section
