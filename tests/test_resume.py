@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from test_workflow import REPO, deploy, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -34,8 +33,16 @@ VOLATILE = re.compile(rb"<!-- volatile:start -->.*?<!-- volatile:end -->", re.S)
 STAGES = {
     "segment": (["results/segment"], "results/segment/batches/*.tsv", {"segment": {"threshold_noise": 4.5}}),
     "masks": (["results/masks"], "results/masks/batches/*.tsv", {"masks": {"background_band_mm": 2.0}}),
-    "features": (["results/features"], "results/features/batches/*.tsv", {"features": {"families": {"topology": False}}}),
-    "model_fold": (["results/model"], "results/model/outer*/*/predictions.parquet", {"model": {"target_sensitivity": 0.9}}),
+    "features": (
+        ["results/features"],
+        "results/features/batches/*.tsv",
+        {"features": {"families": {"topology": False}}},
+    ),
+    "model_fold": (
+        ["results/model"],
+        "results/model/outer*/*/predictions.parquet",
+        {"model": {"target_sensitivity": 0.9}},
+    ),
 }
 
 
@@ -74,7 +81,17 @@ def clone(reference: Path, workdir: Path) -> Path:
 
 def start(workdir: Path, *configfiles: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile", *configfiles],
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--cores",
+            "2",
+            "--configfile",
+            *configfiles,
+        ],
         cwd=workdir,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -131,18 +148,17 @@ def stop(run: subprocess.Popen, workdir: Path, how: str, script: str) -> None:
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_a_stopped_run_resumes_to_the_results_of_a_clean_run(clean_micro_run, tmp_path, stage, how, changed):
     workdir = clone(clean_micro_run, tmp_path / "run")
-    removed, underway, change, script = *STAGES[stage][:3], stage.replace("model_fold", "model_fold")
+    removed, underway, change = STAGES[stage]
     configs = ["tiny.yaml"]
     if changed:
         (workdir / "change.yaml").write_text(yaml.safe_dump(change))
         configs.append("change.yaml")
     else:
-        for path in removed:
-            shutil.rmtree(workdir / path)
+        shutil.rmtree(workdir / removed)
     before = {p: p.stat().st_mtime_ns for p in workdir.glob(underway)}
     run = start(workdir, *configs)
     wait_for(lambda: any(p not in before or p.stat().st_mtime_ns != before[p] for p in workdir.glob(underway)), run)
-    stop(run, workdir, how, script)
+    stop(run, workdir, how, stage)
     if how == "kill snakemake":
         snakemake(workdir, "--unlock")
     snakemake(workdir, "--configfile", "tiny.yaml")  # the original config: any half-done change is undone

@@ -406,34 +406,6 @@ def search_files():
 # ---------------------------------------------------------------- targets
 
 
-def report_inputs(wildcards):
-    """What the report shows; stages that cannot run on this corpus are simply absent."""
-    inputs = {
-        "images": corpus_table("images"),
-        "rois": corpus_table("rois"),
-        "subjects": corpus_table("subjects"),
-        "balance": "results/splits/balance.tsv",
-        "balance_json": "results/splits/balance.json",
-        "audit": "results/splits/audit.json",
-        "audit_table": "results/splits/audit.tsv",
-        "cohort": "results/cohort/summary.json",
-        "code": code("report.py"),
-    }
-    if has_pixels():
-        inputs.update(
-            segmentation="results/metrics/segmentation.json",
-            froc="results/segment/froc.png",
-            gallery="results/segment/gallery.png",
-        )
-    if models_run():
-        inputs.update(
-            features="results/features/rois.parquet",
-            models="results/metrics/models.json",
-            models_table="results/metrics/models.tsv",
-        )
-    return inputs
-
-
 def final_targets(wildcards):
     targets = [
         *(corpus_table(kind) for kind in ("images", "rois", "subjects")),
@@ -448,3 +420,49 @@ def final_targets(wildcards):
     if models_run():
         targets += ["results/model/predictions.parquet", "results/metrics/models.json"]
     return targets
+
+
+# --- the report ---------------------------------------------------------------
+
+
+def report_inputs(wildcards):
+    """The report's inputs by name (calcsig.report.inputs.INPUTS): always the corpus, split and audit
+    files; segmentation when images have pixels; features and models when ROIs are located on them."""
+    inputs = {
+        "images": corpus_table("images"),
+        "rois": corpus_table("rois"),
+        "subjects": corpus_table("subjects"),
+        "assignment": "results/splits/assignment.tsv",
+        "balance": "results/splits/balance.tsv",
+        "balance_json": "results/splits/balance.json",
+        "audit": "results/splits/audit.json",
+        "audit_table": "results/splits/audit.tsv",
+        "cohort_summary": "results/cohort/summary.json",
+        "cohort_rois": "results/cohort/rois.tsv",
+        "code": code("report.py"),
+    }
+    if has_pixels():
+        inputs["segmentation"] = "results/metrics/segmentation.json"
+        inputs["gallery"] = "results/segment/gallery.png"
+    if models_run():
+        main = config["model"]["main_model"]
+        inputs.update(
+            features="results/features/rois.parquet",
+            objects="results/features/objects.parquet",
+            models="results/metrics/models.json",
+            models_table="results/metrics/models.tsv",
+            importance=f"results/model/outereval/{main}/search.json",
+            radiomics_foreground=shipped(config["features"]["radiomics_foreground"]),
+            radiomics_background=shipped(config["features"]["radiomics_background"]),
+        )
+    return inputs
+
+
+def declared_benchmarks():
+    """Each rule's benchmark file pattern, as declared: the report finds the timings wherever they are kept."""
+    return {r.name: str(r.benchmark) for r in workflow.rules if r.benchmark and r.name != "report"}
+
+
+def declared_logs():
+    """Each rule's log file patterns (the report's own log is still being written)."""
+    return {r.name: [str(f) for f in r.log] for r in workflow.rules if r.log and r.name != "report"}

@@ -1,4 +1,7 @@
 # Report: one self-contained HTML page of everything above.
+#
+# Its inputs are chosen from what this corpus produces (report_inputs), so the page
+# renders for a metadata-only corpus too: every section whose input is absent says why.
 
 
 rule report:
@@ -13,7 +16,10 @@ rule report:
     conda:
         "../../envs/report.yaml"
     params:
-        title=config["report"]["title"],
         config=config,
+        snakefile=workflow.main_snakefile,
+        workflow_dir=workflow.basedir,
+        benchmarks=lambda wildcards: declared_benchmarks(),
+        logs=lambda wildcards: declared_logs(),
     script:
         "../scripts/report.py"

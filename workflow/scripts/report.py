@@ -1,24 +1,20 @@
-"""Snakemake adapter: the self-contained HTML report (sections whose stage did not run are left out)."""
+"""Snakemake adapter: the self-contained HTML report (a section whose stage did not run says why)."""
 
-import json
-
-import pandas as pd
-
-from calcsig import report as r
 from calcsig.logs import log_to
+from calcsig.report import INPUTS, RunInfo, build_report, snakemake_rule_graph
 
-i = snakemake.input
-with log_to(snakemake.log[0]):
-    sections = [
-        r.corpus_section(i.images, i.rois, i.subjects),
-        r.splits_section(i.balance, i.balance_json, i.audit, i.audit_table),
-    ]
-    summary = json.loads(open(i.cohort).read())
-    cohort = r.Section("Cohort", "Which ROIs the models learn from; every other ROI with the reason it is left out.")
-    cohort.blocks.append(r.table_html(pd.DataFrame(summary["flow"] or [{"reason": "none", "excluded": 0}])))
-    sections.append(cohort)
-    if "segmentation" in i.keys():
-        sections.append(r.segmentation_section(i.segmentation, i.froc, i.gallery))
-    if "models" in i.keys():
-        sections += [r.features_section(i.features), r.models_section(i.models, i.models_table)]
-    r.render_report(sections, snakemake.output[0], snakemake.params.title, snakemake.params.config)
+given = dict(snakemake.input.items())
+params = snakemake.params
+with log_to(snakemake.log[0]) as log:
+    paths = {name: given.get(name) for name in INPUTS}
+    graph, why_not = snakemake_rule_graph(params.snakefile, params.config)
+    if why_not:
+        log.warning("rule graph left out of the report: %s", why_not)
+    run = RunInfo(
+        workflow_dir=params.workflow_dir,
+        rule_graph=graph,
+        rule_graph_error=why_not or "",
+        benchmark_patterns=params.benchmarks,
+        log_patterns=params.logs,
+    )
+    build_report(paths, snakemake.output[0], params.config, run=run)

@@ -1,0 +1,247 @@
+"""Section 3, segmentation: FROC curves with the operating point, cluster-level results, the gallery."""
+
+from __future__ import annotations
+
+import base64
+
+from . import figures
+from .blocks import Facts, Figure, Heading, Note, Section, Table, fixed, number, unavailable
+from .inputs import Inputs
+
+REFERENCE_SPACING_MM = 0.07
+
+
+def tpr_at_rate(metrics: dict, fp_rate: float):
+    """The stored TPR at `fp_rate` FP/cm2 (the evaluation names the key after the configured rate)."""
+    return metrics.get(f"tpr_at_{fp_rate:g}_fp_per_cm2")
+
+
+def headline(inputs: Inputs, config: dict) -> list[tuple[str, str, str, str]]:
+    """Segmentation results for the run summary: pixel-level TPR and/or cluster sensitivity."""
+    metrics = inputs.json("segmentation")
+    if not metrics:
+        return []
+    fp_rate = config["segment"]["fp_per_cm2"]
+    out = []
+    tpr = tpr_at_rate(metrics, fp_rate)
+    if tpr is not None:
+        out.append(
+            (
+                "Calcification TPR",
+                fixed(tpr),
+                "",
+                f"at {fp_rate:g} false positives per cm\u00b2 of breast; {number(metrics.get('n_images'))} held-out "
+                "images with pixel truth",
+            )
+        )
+    if metrics.get("cluster_sensitivity") is not None:
+        out.append(
+            (
+                "Cluster sensitivity",
+                fixed(metrics["cluster_sensitivity"]),
+                "",
+                f"{number(metrics.get('false_clusters_per_normal_image'), 2)} false clusters per normal image; "
+                f"{number(metrics.get('n_annotated_clusters'))} annotated clusters",
+            )
+        )
+    return out
+
+
+def _matching_text(seg: dict) -> str:
+    distance = seg["match_distance_mm"]
+    return (
+        f"A true calcification counts as found when a detection's centroid lies within {distance:g} mm "
+        f"({distance / REFERENCE_SPACING_MM:.0f} px at {REFERENCE_SPACING_MM} mm) or their IoU is at least "
+        f"{seg['match_iou']:g}."
+    )
+
+
+def _selector_text(config: dict) -> str:
+    seg = config["segment"]
+    if seg.get("use_selector"):
+        return f"the trained candidate selector at score \u2265 {seg['selector_threshold']:g}"
+    return "plain HDoG (no selector)"
+
+
+def pixel_froc_blocks(metrics: dict, config: dict) -> list:
+    seg = config["segment"]
+    fp_rate = seg["fp_per_cm2"]
+    curves = []
+    for label, block in (("with selector", metrics), ("plain HDoG (DoG response)", metrics.get("plain_hdog") or {})):
+        froc = block.get("froc")
+        if not froc:
+            continue
+        point = None
+        if block.get("operating_point_tpr") is not None and block.get("operating_point_fp_per_cm2") is not None:
+            point = (
+                block["operating_point_fp_per_cm2"],
+                block["operating_point_tpr"],
+                f"operating point {label}: TPR {block['operating_point_tpr']:.2f} at "
+                f"{block['operating_point_fp_per_cm2']:.2f} FP/cm\u00b2",
+            )
+        curves.append({"label": label, "x": froc["fp_per_cm2"], "y": froc["sensitivity"], "point": point})
+    if not curves:
+        return [unavailable("Calcification-level FROC", "the corpus has no pixel-level calcification truth")]
+    n_images = metrics.get("n_images_pixel_truth", metrics.get("n_images"))
+    caption = (
+        f"FROC of calcification detection on the {number(n_images)} held-out images (dev and eval splits) with "
+        f"pixel truth ({number(metrics.get('n_truth_objects'))} calcifications, "
+        f"{number(metrics.get('breast_area_cm2'), 4)} cm\u00b2 of breast): sensitivity against false positives "
+        f"per cm\u00b2 of breast, candidates ranked by the selector's score and by DoG response alone. "
+        f"The dotted line marks {fp_rate:g} FP/cm\u00b2 (segment.fp_per_cm2); the dots are the operating point, "
+        f"{_selector_text(config)}. {_matching_text(seg)}"
+    )
+    fig = figures.froc_figure(
+        curves, fp_rate, "false positives per cm\u00b2 of breast", "sensitivity (calcifications)", "Pixel-level FROC"
+    )
+    return [Figure("fig-froc", caption, svg=figures.to_svg(fig, "fig-froc", "Calcification FROC"))]
+
+
+def cluster_froc_blocks(metrics: dict, config: dict) -> list:
+    seg = config["segment"]
+    curves = []
+    for label, block in (("with selector", metrics), ("plain HDoG", metrics.get("plain_hdog") or {})):
+        froc = block.get("cluster_froc")
+        if not froc:
+            continue
+        point = None
+        if block.get("cluster_sensitivity") is not None and block.get("false_clusters_per_normal_image") is not None:
+            point = (
+                block["false_clusters_per_normal_image"],
+                block["cluster_sensitivity"],
+                f"operating point {label}",
+            )
+        curves.append(
+            {
+                "label": label,
+                "x": froc["false_clusters_per_normal_image"],
+                "y": froc["cluster_sensitivity"],
+                "point": point,
+            }
+        )
+    if not curves:
+        if metrics.get("cluster_sensitivity") is None:
+            return [unavailable("Cluster-level FROC", "the corpus has no cluster annotations")]
+        return [
+            unavailable(
+                "Cluster-level FROC curve",
+                "segmentation.json holds the cluster operating point but no cluster_froc curve "
+                "(the table below gives the operating point)",
+            )
+        ]
+    caption = (
+        f"Cluster-level FROC on the held-out images: an annotated cluster is found when at least "
+        f"{seg['cluster_min_objects']} detections fall inside its circle; on normal images, "
+        f"{seg['cluster_min_objects']} detections within a {seg['cluster_diameter_mm']:g} mm disk form a false "
+        f"cluster. Dots: the operating point, {_selector_text(config)}."
+    )
+    fig = figures.froc_figure(
+        curves, None, "false clusters per normal image", "cluster sensitivity", "Cluster-level FROC"
+    )
+    return [Figure("fig-cluster-froc", caption, svg=figures.to_svg(fig, "fig-cluster-froc", "Cluster-level FROC"))]
+
+
+def metric_table(metrics: dict, config: dict) -> Table:
+    fp_rate = config["segment"]["fp_per_cm2"]
+    rows_spec = [
+        ("images evaluated", "n_images", 0),
+        ("images with pixel truth", "n_images_pixel_truth", 0),
+        ("true calcifications", "n_truth_objects", 0),
+        (f"TPR at {fp_rate:g} FP/cm\u00b2", f"tpr_at_{fp_rate:g}_fp_per_cm2", 3),
+        ("TPR at the operating point", "operating_point_tpr", 3),
+        ("FP/cm\u00b2 at the operating point", "operating_point_fp_per_cm2", 3),
+        ("mean IoU of matched detections", "mean_iou_matched", 3),
+        ("Dice (all detections vs truth)", "dice", 3),
+        ("annotated clusters", "n_annotated_clusters", 0),
+        ("normal images", "n_normal_images", 0),
+        ("cluster sensitivity", "cluster_sensitivity", 3),
+        ("false clusters per normal image", "false_clusters_per_normal_image", 3),
+    ]
+    plain = metrics.get("plain_hdog") or {}
+    rows = []
+    for label, key, digits in rows_spec:
+        if metrics.get(key) is None and plain.get(key) is None:
+            continue
+        rows.append([label, _value(metrics.get(key), digits), _value(plain.get(key), digits)])
+    return Table(
+        ["", "with selector" if config["segment"].get("use_selector") else "as run", "plain HDoG"],
+        rows,
+        caption="Segmentation metrics on the held-out images (dev and eval splits).",
+        css="compact",
+    )
+
+
+def _value(value, digits: int) -> str:
+    if value is None:
+        return "\u2013"
+    return number(value) if digits == 0 else fixed(value, digits)
+
+
+def operating_point_facts(metrics: dict) -> list:
+    point = metrics.get("operating_point")
+    facts = []
+    if isinstance(point, dict):
+        for key, value in point.items():
+            facts.append((key.replace("_", " "), number(value) if isinstance(value, (int, float)) else str(value)))
+    spacing = metrics.get("spacing")
+    if isinstance(spacing, dict):
+        for key, value in spacing.items():
+            facts.append((f"spacing: {key.replace('_', ' ')}", number(value) if not isinstance(value, str) else value))
+    insertion = metrics.get("lesion_insertion")
+    if isinstance(insertion, dict):
+        for key, value in insertion.items():
+            if isinstance(value, (int, float, str, bool)):
+                text = value if isinstance(value, str) else number(value)
+                facts.append((f"lesion insertion: {key.replace('_', ' ')}", text))
+    return [Facts(facts)] if facts else []
+
+
+def _png(path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def gallery_blocks(inputs: Inputs, config: dict) -> list:
+    seg = config["segment"]
+    blocks = []
+    if inputs.has("gallery"):
+        caption = (
+            f"Gallery: {seg['gallery_size']} crops of {seg['gallery_crop_mm']:g} mm from held-out images, truth "
+            f"outlined in green and detections at the operating point ({_selector_text(config)}) in red."
+        )
+        blocks.append(Figure("fig-gallery", caption, src=_png(inputs.path("gallery")), alt="Detection gallery"))
+    else:
+        blocks.append(unavailable("Gallery", inputs.why_absent("gallery")))
+    if inputs.has("gallery_worst"):
+        caption = "Worst cases: missed clusters and the images with the densest false positives, held-out images."
+        blocks.append(Figure("fig-gallery-worst", caption, src=_png(inputs.path("gallery_worst")), alt="Worst cases"))
+    else:
+        blocks.append(
+            unavailable(
+                "Worst-case gallery (missed clusters, densest false positives)",
+                "the segmentation evaluation does not write one yet (it writes one gallery, above)",
+            )
+        )
+    return blocks
+
+
+def segmentation_section(inputs: Inputs, config: dict) -> Section:
+    section = Section("segmentation", "3. Segmentation")
+    metrics = inputs.json("segmentation")
+    if metrics is None:
+        section.blocks.append(unavailable("Segmentation", inputs.why_absent("segmentation")))
+        return section
+    section.blocks.append(
+        Note(
+            f"HDoG candidates (\u03c3 {config['segment']['sigma_min_mm']:g}\u2013{config['segment']['sigma_max_mm']:g} "
+            f"mm), {_selector_text(config)}, evaluated on the images outside the train split.",
+            tone="caption",
+        )
+    )
+    section.blocks.append(Heading("Detection performance", "segmentation-froc"))
+    section.blocks += pixel_froc_blocks(metrics, config)
+    section.blocks += cluster_froc_blocks(metrics, config)
+    section.blocks.append(metric_table(metrics, config))
+    section.blocks += operating_point_facts(metrics)
+    section.blocks.append(Heading("Gallery", "segmentation-gallery"))
+    section.blocks += gallery_blocks(inputs, config)
+    return section
