@@ -1,10 +1,18 @@
 """Results that changed after they were written are found and removed, so the workflow rebuilds them."""
 
 import os
+from pathlib import Path
 
 import pandas as pd
 
-from calcsig.integrity import Digest, broken_manifest_entries, recorded_digest, sidecar_path, verify_results
+from calcsig.integrity import (
+    Digest,
+    broken_manifest_entries,
+    interrupted_outputs,
+    recorded_digest,
+    sidecar_path,
+    verify_results,
+)
 from calcsig.paths import atomic_path
 
 
@@ -77,3 +85,28 @@ def test_temporary_files_of_a_killed_writer_are_cleared(tmp_path):
     leftover.write_text("half")
     assert verify_results(tmp_path / "results") == []
     assert not leftover.exists()
+
+
+def snakemake_marks_incomplete(workdir, path):
+    """An incomplete mark as Snakemake's file persistence writes one (long names split into '@' folders)."""
+    from base64 import urlsafe_b64encode
+
+    encoded = urlsafe_b64encode(path.encode()).decode()
+    parts = [encoded[i : i + 99] for i in range(0, len(encoded), 99)]
+    marker = workdir / ".snakemake" / "incomplete" / Path(*["@" + p for p in parts[:-1]], parts[-1])
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text('{"external_jobid": null}')
+
+
+def test_outputs_of_jobs_a_killed_run_never_saw_finish_are_removed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    short = write(tmp_path / "results" / "segment" / "batches" / "b1.tsv", "image_id\n")
+    long_name = "results/model/" + "x" * 150 + "/predictions.parquet"
+    long = write(tmp_path / long_name, "p")
+    intact = write(tmp_path / "results" / "segment" / "batches" / "b2.tsv", "image_id\n")
+    snakemake_marks_incomplete(tmp_path, "results/segment/batches/b1.tsv")
+    snakemake_marks_incomplete(tmp_path, long_name)
+    assert interrupted_outputs() == sorted([Path(long_name), Path("results/segment/batches/b1.tsv")])
+    messages = verify_results("results")
+    assert len(messages) == 2 and all("killed" in m for m in messages)
+    assert not short.exists() and not long.exists() and intact.exists()

@@ -12,6 +12,8 @@ them instead of feeding a damaged file to the next stage.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import os
 from dataclasses import dataclass
@@ -95,6 +97,36 @@ def unchanged(target: Path, digest: Digest, since_ns: int | None = None) -> bool
     return stat.st_mtime_ns <= since_ns or file_sha256(target) == digest.sha256
 
 
+def interrupted_outputs(snakemake_dir: str | os.PathLike = ".snakemake") -> list[Path]:
+    """Outputs of jobs Snakemake started but never saw finish, from its incomplete markers.
+
+    Snakemake marks a job's outputs incomplete when it starts the job and clears
+    the mark when it records the job as finished. When Snakemake itself is
+    killed, a job may still finish and write its outputs, with the settings of
+    the killed run, while the marks stay. Snakemake reruns marked outputs only
+    for jobs it plans before its checkpoints resolve; this workflow's per-image
+    and later stages come after the corpus checkpoint, so the marks are read
+    here (Snakemake's file-based persistence: one file per output under
+    `incomplete/`, named by the URL-safe base64 of the path, long names split into
+    folders with an '@' in front of each part but the last).
+    """
+    root = Path(snakemake_dir) / "incomplete"
+    found = []
+    if not root.is_dir():
+        return found
+    for dirpath, _, names in os.walk(root):
+        parts = Path(dirpath).relative_to(root).parts
+        for name in names:
+            if name == "migration_underway":
+                continue
+            encoded = "".join(p.lstrip("@") for p in (*parts, name))
+            try:
+                found.append(Path(base64.urlsafe_b64decode(encoded.encode()).decode()))
+            except (binascii.Error, UnicodeDecodeError):
+                continue
+    return sorted(found)
+
+
 def verify_results(root: str | os.PathLike, manifest_globs: tuple[str, ...] = ()) -> list[str]:
     """Remove damaged results under `root`; return one message per removal.
 
@@ -102,6 +134,8 @@ def verify_results(root: str | os.PathLike, manifest_globs: tuple[str, ...] = ()
       edited, replaced) is removed with its sidecar.
     - A sidecar whose file is gone is removed, and so is a temporary file a
       killed writer left behind (call this only while no run works in `root`).
+    - An output of a job that a killed Snakemake never saw finish
+      (`interrupted_outputs`) is removed: it may hold the killed run's settings.
     - A batch manifest (paths matching `manifest_globs`, relative to the working
       directory) that lists a file which is missing or changed is removed, so its
       batch is run again; the batch job then reuses every item that is intact.
@@ -110,6 +144,13 @@ def verify_results(root: str | os.PathLike, manifest_globs: tuple[str, ...] = ()
     messages: list[str] = []
     if not root.is_dir():
         return messages
+    for output in interrupted_outputs():
+        if output.exists() and output.resolve().is_relative_to(root.resolve()):
+            output.unlink()
+            sidecar_path(output).unlink(missing_ok=True)
+            messages.append(
+                f"{output}: written by a job whose run was killed before it finished; removed to rebuild it"
+            )
     for dirpath, _, names in os.walk(root):
         for name in names:
             sidecar = Path(dirpath) / name

@@ -407,18 +407,48 @@ def search_files():
 
 
 def final_targets(wildcards):
+    """Every result of the run, intermediates included.
+
+    Snakemake leaves a missing intermediate alone while what depends on it is up
+    to date; listing them all makes a deleted (or, through the results check,
+    damaged) file come back at the next run. A rebuilt file with the same content
+    reruns nothing downstream (the profile records input checksums).
+    """
     targets = [
         *(corpus_table(kind) for kind in ("images", "rois", "subjects")),
-        "results/splits/audit.json",
+        "results/corpus/skipped.tsv",
         "results/corpus/checked.txt",
+        "results/splits/assignment.tsv",
+        "results/splits/balance.tsv",
+        "results/splits/balance.json",
+        "results/splits/image_hashes.tsv",
+        "results/splits/audit.json",
+        "results/splits/audit.tsv",
         "results/cohort/checked.txt",
         "results/cohort/rois.tsv",
+        "results/cohort/summary.json",
         "results/report/index.html",
     ]
     if has_pixels():
-        targets.append("results/metrics/segmentation.json")
+        targets += [
+            *segment_manifests(),
+            *(["results/segment/selector.joblib"] if selector_used() else []),
+            "results/metrics/segmentation.json",
+            "results/segment/froc.png",
+            "results/segment/gallery.png",
+        ]
     if models_run():
-        targets += ["results/model/predictions.parquet", "results/metrics/models.json"]
+        targets += [
+            *masks_manifests(),
+            *features_manifests(),
+            "results/features/objects.parquet",
+            "results/features/rois.parquet",
+            *prediction_files(),
+            *search_files(),
+            "results/model/predictions.parquet",
+            "results/metrics/models.json",
+            "results/metrics/models.tsv",
+        ]
     return targets
 
 
