@@ -5,6 +5,7 @@
 rule model_fold:
     input:
         unpack(model_inputs),
+        grid=shipped(config["model"]["grid_file"]),
     output:
         predictions="results/model/outer{fold}/{model}/predictions.parquet",
         search="results/model/outer{fold}/{model}/search.json",

@@ -5,14 +5,17 @@ from calcsig.model.stage import run_outer_fold
 
 with log_to(snakemake.log[0]):
     run_outer_fold(
-        snakemake.input.objects,
-        snakemake.input.rois,
-        snakemake.input.corpus_rois,
-        snakemake.input.images,
-        snakemake.input.assignment,
-        {**snakemake.params.model, "n_jobs": snakemake.threads},
-        snakemake.wildcards.fold,
-        snakemake.wildcards.model,
-        snakemake.params.out_dir,
+        objects=snakemake.input.objects,
+        rois=snakemake.input.rois,
+        assignment=snakemake.input.assignment,
+        images=snakemake.input.images,
+        grid=snakemake.input.grid,
+        # the cohort stage's table when the workflow provides it, else a provisional cohort from the corpus
+        cohort=snakemake.input.get("cohort"),
+        corpus_rois=snakemake.input.corpus_rois,
+        params={**snakemake.params.model, "n_jobs": snakemake.threads},
+        fold=snakemake.wildcards.fold,
+        model_name=snakemake.wildcards.model,
+        out_dir=snakemake.params.out_dir,
         masks_dir=snakemake.params.masks_dir,
     )
