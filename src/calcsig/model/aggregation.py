@@ -95,7 +95,7 @@ def _family_columns(columns: list[str], families) -> list[tuple[str, list[int]]]
     return out
 
 
-def split_objects(X) -> tuple[object, np.ndarray | None]:
+def _split_objects(X) -> tuple[object, np.ndarray | None]:
     """(X without its ``objects`` column, that column as an array) of a ROI table; (X, None) without one."""
     if isinstance(X, pd.DataFrame) and OBJECTS in X.columns:
         return X.drop(columns=OBJECTS), _check_objects(X[OBJECTS].to_numpy(dtype=object))
@@ -106,7 +106,7 @@ class _ObjectAggregator(TransformerMixin, BaseEstimator):
     """Shared plumbing: validation of the global features and of the ``objects`` column, feature names out."""
 
     def _validate(self, X, reset: bool):
-        X, objects = split_objects(X)
+        X, objects = _split_objects(X)
         X = validate_data(self, X, reset=reset, dtype=np.float64, ensure_all_finite="allow-nan")
         return X, objects
 

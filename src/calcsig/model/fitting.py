@@ -104,13 +104,3 @@ def positive_probability(classifier, X) -> np.ndarray:
     if 1 not in classes:
         return np.zeros(proba.shape[0])
     return proba[:, classes.index(1)]
-
-
-def fit_pipeline(pipeline: Pipeline, cases: CaseSet) -> Pipeline:
-    """Fit the whole pipeline on `cases`."""
-    return pipeline.fit(cases.X, np.asarray(cases.y))
-
-
-def predict_pipeline_proba(pipeline: Pipeline, cases: CaseSet) -> np.ndarray:
-    """Class probabilities of a fitted pipeline for `cases`, columns in the order of ``pipeline.classes_``."""
-    return pipeline.predict_proba(cases.X)

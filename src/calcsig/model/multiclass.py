@@ -29,9 +29,7 @@ from sklearn.model_selection import ParameterGrid, StratifiedGroupKFold
 from .fitting import (
     CaseSet,
     fit_front,
-    fit_pipeline,
     plain_params,
-    predict_pipeline_proba,
     split_params,
     transform_front,
 )
@@ -222,9 +220,9 @@ def fit_predict_fold_multiclass(
     fit_cases = train.take(rows).with_labels(cf)
     to_binary = binary_of_classes(cf, np.asarray(train.y)[rows])
     search = inner_search_multiclass(estimator, fit_cases, grid, inner_folds=inner_folds, seed=seed)
-    model = fit_pipeline(clone(estimator).set_params(**search.best_params), fit_cases)
+    model = clone(estimator).set_params(**search.best_params).fit(fit_cases.X, fit_cases.y)
     labels = search.classes
-    proba = _in_order(predict_pipeline_proba(model, test), model.classes_, labels)
+    proba = _in_order(model.predict_proba(test.X), model.classes_, labels)
     predicted_class = np.asarray(labels, dtype=object)[proba.argmax(axis=1)]
     actionable = np.array([to_binary[c] for c in labels], dtype=bool)
     record = {

@@ -25,10 +25,8 @@ from sklearn.model_selection import ParameterGrid, StratifiedGroupKFold
 from .fitting import (
     CaseSet,
     fit_front,
-    fit_pipeline,
     plain_params,
     positive_probability,
-    predict_pipeline_proba,
     resampler_log,
     split_params,
     transform_front,
@@ -206,10 +204,8 @@ def fit_predict_fold(
         margin_sensitivity=margin_sensitivity,
         seed=seed,
     )
-    model = fit_pipeline(clone(estimator).set_params(**search.best_params), train.with_labels(train.y.astype(int)))
-    proba = predict_pipeline_proba(model, test)
-    classes = list(model.classes_)
-    probability = proba[:, classes.index(1)] if 1 in classes else np.zeros(len(test))
+    model = clone(estimator).set_params(**search.best_params).fit(train.X, np.asarray(train.y).astype(int))
+    probability = positive_probability(model, test.X)
     points = search.operating_points
     return FoldResult(
         probability=probability,
