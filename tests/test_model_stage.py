@@ -11,7 +11,7 @@ from model_stage_runs import job_inputs, run_every_job
 from model_tables import cohort_table, make_tables, write_tables
 
 from calcsig.errors import TableError
-from calcsig.model import evaluate, stage
+from calcsig.model import flat_table, stage
 from calcsig.model.baselines import MaskSource, mask_pixels, resize_nearest
 from calcsig.paths import RESOURCE_DIR, SCHEMA_DIR
 
@@ -225,8 +225,8 @@ def test_holm_adjusts_within_one_set_level_statistic_and_reference_model(run):
 
 def test_the_flat_tsv_says_which_test_to_quote(files, run):
     tsv = pd.read_csv(files["dir"] / "models.tsv", sep="\t", keep_default_na=False)
-    assert list(tsv.columns) == evaluate.TSV_COLUMNS
-    assert evaluate.TSV_COLUMNS[:2] == ["model", "versus"] and evaluate.TSV_COLUMNS[-4:] == [
+    assert list(tsv.columns) == flat_table.TSV_COLUMNS
+    assert flat_table.TSV_COLUMNS[:2] == ["model", "versus"] and flat_table.TSV_COLUMNS[-4:] == [
         "test",
         "p_value",
         "p_adjusted",

@@ -8,6 +8,7 @@ One job per module:
 - ``aggregation``, ``resampling``, ``pipeline``, ``baselines`` the estimators and pipelines;
 - ``fitting``, ``nested_cv``, ``multiclass``, ``thresholds`` fitting, inner search and operating points;
 - ``folds`` one job: a model on an outer fold or the final model; gathering predictions;
-- ``levels``, ``metrics``, ``curves``, ``stats``, ``clustered``, ``comparisons``, ``evaluate`` the evaluation;
+- ``levels``, ``metrics``, ``curves``, ``stats``, ``clustered``, ``comparisons``, ``evaluate``,
+  ``flat_table`` the evaluation;
 - ``stage`` the entry points the workflow calls; ``records`` JSON records.
 """

@@ -32,33 +32,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..paths import atomic_path
 from ..tables import read_table
-from . import clustered, curves, metrics, thresholds
 from . import comparisons as comparing
+from . import curves, metrics, thresholds
 from .data import EXTERNAL, model_names, resolve_params
+from .flat_table import write_flat_table
 from .levels import breast_level, image_level
 from .records import write_json
 
 log = logging.getLogger(__name__)
 
 SETS = ("cv", "eval", EXTERNAL)
-LEVELS = ("roi", "image", "breast")
 OPERATING_POINT_COLUMNS = {"target": ("predicted", "threshold"), "margin": ("predicted_margin", "threshold_margin")}
-TSV_COLUMNS = [
-    "model",
-    "versus",
-    "level",
-    "set",
-    "metric",
-    "value",
-    "ci_low",
-    "ci_high",
-    "test",
-    "p_value",
-    "p_adjusted",
-    "quote",
-]
 BREAST_FUSION = (
     "a breast (subject + laterality) is positive when any of its views is, i.e. when its highest view "
     "probability reaches the operating point's threshold: the published CC + MLO fusion with that threshold "
@@ -183,10 +168,8 @@ def evaluate_models(predictions_parquets, images_tsv, params, out_json, out_tsv,
     per-job files (then the ``search.json`` beside each gives the cohort
     counts and the reasons of skipped jobs). When the corpus ROI table is
     given, the call rate per fine class is added (and image ids are taken
-    from it if the predictions lack them). The TSV has one row per metric
-    (model, level, set, metric, value, ci_low, ci_high), per operating-point
-    figure (metric ``<point>:<figure>``) and per comparison test (model = a,
-    versus = b, test, p_value, p_adjusted, and quote = yes for the one to report).
+    from it if the predictions lack them). The TSV is the flat table of
+    :mod:`calcsig.model.flat_table`.
     """
     params = resolve_params(params)
     if isinstance(predictions_parquets, (str, Path)):
@@ -236,7 +219,7 @@ def evaluate_models(predictions_parquets, images_tsv, params, out_json, out_tsv,
     result["models"] = models
     result["comparisons"] = comparing.compare_models(per_level, order, params, set_of)
     result = write_json(out_json, result)
-    _write_tsv(result, out_tsv)
+    write_flat_table(result, out_tsv)
     return result
 
 
@@ -264,86 +247,6 @@ def _settings(params: dict) -> dict:
     }
 
 
-def _write_tsv(result: dict, out_tsv) -> None:
-    models = result["models"]
-    rows = [
-        {"model": name, "level": level, "set": s, "metric": m, **vals}
-        for name, entry in models.items()
-        for level in LEVELS
-        if level in entry
-        for s in SETS
-        if s in entry[level]
-        for m, vals in entry[level][s]["metrics"].items()
-    ]
-    rows += [
-        {"model": name, "level": level, "set": s, "metric": f"{point}:{figure}", **vals}
-        for name, entry in models.items()
-        for level in LEVELS
-        if level in entry
-        for s in SETS
-        if s in entry[level]
-        for point, op in entry[level][s]["operating_points"].items()
-        for figure, vals in (
-            ("threshold", {"value": op["threshold"]}),
-            ("sensitivity", op["intervals"]["sensitivity"]),
-            ("specificity", op["intervals"]["specificity"]),
-            ("benign_biopsies_avoided", op["benign_biopsies_avoided"]),
-        )
-    ]
-    rows += [
-        {"model": name, "level": "roi_multiclass", "set": s, "metric": m, **vals}
-        for name, entry in models.items()
-        if "multiclass" in entry
-        for s, block in entry["multiclass"].items()
-        for m, vals in _multiclass_rows(block)
-    ]
-    rows += list(_comparison_rows(result["comparisons"]))
-    with atomic_path(out_tsv) as tmp:
-        pd.DataFrame(rows, columns=TSV_COLUMNS).to_csv(tmp, sep="\t", index=False, na_rep="")
-
-
-def _comparison_rows(comparisons: list[dict]):
-    """Flat rows of the comparison tests; quote = yes on the one to report for each difference."""
-    for c in comparisons:
-        base = {"model": c["a"], "versus": c["b"], "level": c["level"], "set": c["set"]}
-        block = c.get("clustered", {})
-        has_obuchowski = "obuchowski" in block
-        for key in (k for k in clustered.DIFFERENCES if k in block):
-            r = block[key]
-            quote = key != "auc_difference" or not has_obuchowski
-            yield {**base, "metric": key, "test": "clustered_bootstrap", "quote": "yes" if quote else "no", **_row(r)}
-        if has_obuchowski:
-            r = block["obuchowski"]
-            yield {
-                **base,
-                "metric": "auc_difference",
-                "test": "obuchowski",
-                "quote": "yes",
-                **_row({**r, "value": r["difference"]}),
-            }
-        if "delong" in c:
-            r = c["delong"]
-            yield {
-                **base,
-                "metric": "auc_difference",
-                "test": "delong",
-                "quote": "no",
-                **_row({**r, "value": r["difference"]}),
-            }
-        r = c["mcnemar"]
-        yield {
-            **base,
-            "metric": "accuracy_difference",
-            "test": "mcnemar",
-            "quote": "no",
-            **_row({**r, "value": r["accuracy_difference"]}),
-        }
-
-
-def _row(r: dict) -> dict:
-    return {k: r.get(k) for k in ("value", "ci_low", "ci_high", "p_value", "p_adjusted")}
-
-
 def _skip_reasons(records: list[dict]) -> dict[str, dict[str, str]]:
     """{model: {fold: reason}} of the jobs whose search record says they were skipped."""
     out: dict[str, dict[str, str]] = {}
@@ -369,16 +272,6 @@ def _multiclass_report(pred: pd.DataFrame, params: dict) -> dict:
                 **_bootstrap_kw(params),
             )
     return out
-
-
-def _multiclass_rows(block: dict):
-    """(metric name, {value, ci_low, ci_high}) rows of one multi-class block for the flat TSV."""
-    for score, vals in block["macro"].items():
-        yield f"macro_{score}", vals
-    yield "accuracy", block["accuracy"]
-    for cls, scores in block["per_class"].items():
-        for score in metrics.MULTICLASS_SCORES:
-            yield f"{score}:{cls}", scores[score]
 
 
 def _by_fine_class(pred: pd.DataFrame, fine: pd.Series) -> dict:
