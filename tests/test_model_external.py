@@ -1,10 +1,11 @@
 """External cohort through the model stage: predicted once by the final models, never fitted, evaluated as a set."""
 
+import model_tables
 import pandas as pd
 import pytest
 from model_stage_runs import run_every_job
 
-from calcsig.model import simulate, stage
+from calcsig.model import stage
 
 FAST = {
     "bootstrap_repeats": 50,
@@ -19,7 +20,7 @@ MODELS = ["bag_of_objects", "no_enrichment"]
 def files(tmp_path_factory):
     """Simulated stage inputs where three subjects of each label left train+dev for an external cohort."""
     d = tmp_path_factory.mktemp("model_external")
-    t = simulate.make_tables(n_subjects=36, rois_per_subject=2, objects_per_roi=6, n_outer=3, seed=4)
+    t = model_tables.make_tables(n_subjects=36, rois_per_subject=2, objects_per_roi=6, n_outer=3, seed=4)
     a, rois = t["assignment"], t["corpus_rois"]
     actionable = set(
         rois.loc[rois["label"] == "actionable", "image_id"].map(t["images"].set_index("image_id")["subject_id"])
@@ -28,7 +29,7 @@ def files(tmp_path_factory):
     external = [s for s in dev if s in actionable][:3] + [s for s in dev if s not in actionable][:3]
     ext = a["subject_id"].isin(external)
     a.loc[ext, "split"], a.loc[ext, "outer_fold"] = "external", ""
-    f = simulate.write_tables(t, d)
+    f = model_tables.write_tables(t, d)
     f["dir"], f["external_rois"] = d, set(a.loc[ext & (a["level"] == "roi"), "roi_id"])
     return f
 
@@ -76,4 +77,10 @@ def test_evaluate_reports_an_external_set_and_the_ablation_on_it(files, run):
     assert roi["n"] == len(files["external_rois"]) and "mcnemar" in roi
     tsv = pd.read_csv(files["dir"] / "models.tsv", sep="\t")
     assert set(tsv["set"]) == {"cv", "eval", "external"}
-    assert len(tsv[tsv["set"] == "external"]) == len(MODELS) * 3 * 8
+    external = tsv[tsv["set"] == "external"]
+    metrics = external[external["versus"].isna() & ~external["metric"].str.contains(":")]
+    assert len(metrics) == len(MODELS) * 3 * 8
+    # both operating points on the external cohort, four figures each
+    assert len(external[external["metric"].str.startswith(("target:", "margin:"))]) == len(MODELS) * 3 * 2 * 4
+    for level in ("roi", "image", "breast"):
+        assert set(result["models"]["bag_of_objects"][level]["external"]["operating_points"]) == {"target", "margin"}

@@ -1,13 +1,11 @@
-"""Metrics against scikit-learn and hand values; bootstrap CI coverage; multi-level fusion."""
+"""Metrics against scikit-learn and hand values; bootstrap CI coverage."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy.stats import norm
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 from calcsig.model import metrics as M
-from calcsig.model.baselines import breast_level, fuse_views, image_level
 
 
 def test_binary_metrics_hand_values_and_sklearn():
@@ -134,38 +132,3 @@ def test_multiclass_macro_and_per_class():
     assert res["per_class"]["dcis"]["recall"] == pytest.approx(0.5)
     assert res["macro"]["recall"] == pytest.approx((1 + 0.5 + 0.5) / 3)
     assert res["confusion"] == [[2, 0, 0], [0, 1, 1], [0, 1, 1]]
-
-
-def test_fuse_views_rule():
-    def views(pred_cc, p_cc, pred_mlo, p_mlo):
-        return pd.DataFrame({"view": ["CC", "MLO"], "predicted": [pred_cc, pred_mlo], "probability": [p_cc, p_mlo]})
-
-    assert fuse_views(views(1, 0.7, 1, 0.9)) == (1, 0.9)  # agree: keep label, higher probability
-    assert fuse_views(views(0, 0.1, 0, 0.3)) == (0, 0.3)
-    assert fuse_views(views(1, 0.6, 0, 0.2))[0] == 1  # disagree, malignant view above 0.5
-    assert fuse_views(views(1, 0.4, 0, 0.2))[0] == 0  # disagree, malignant view not above 0.5
-    assert fuse_views(views(1, 0.5, 0, 0.2))[0] == 0  # "exceeds": 0.5 itself is not enough
-
-
-def test_image_and_breast_levels():
-    pred = pd.DataFrame(
-        {
-            "roi_id": ["r1", "r2", "r3", "r4"],
-            "subject_id": ["s", "s", "s", "t"],
-            "image_id": ["cc", "cc", "mlo", "t_cc"],
-            "model": "m",
-            "fold": "1",
-            "label": [0, 1, 1, 0],
-            "probability": [0.2, 0.45, 0.3, 0.1],
-            "predicted": [0, 1, 0, 0],
-        }
-    )
-    images = pd.DataFrame(
-        {"image_id": ["cc", "mlo", "t_cc"], "laterality": ["L", "L", "R"], "view": ["CC", "MLO", "CC"]}
-    )
-    img = image_level(pred).set_index("image_id")
-    assert img.loc["cc", "probability"] == 0.45 and img.loc["cc", "label"] == 1 and img.loc["cc", "predicted"] == 1
-    br = breast_level(image_level(pred), images).set_index("breast_id")
-    # views disagree (CC called at 0.45, MLO benign): 0.45 does not exceed 0.5 -> benign
-    assert br.loc["s:L", "predicted"] == 0 and br.loc["s:L", "label"] == 1
-    assert br.loc["t:R", "predicted"] == 0 and len(br) == 2

@@ -2,13 +2,15 @@
 
 import json
 
+import model_tables
 import numpy as np
 import pandas as pd
 import pytest
+from model_stage_runs import job_inputs
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from calcsig.model import metrics as M
-from calcsig.model import simulate, stage
+from calcsig.model import stage
 from calcsig.model.multiclass import TooFewClasses, fine_class_splits, trainable_classes
 
 PARAMS = {"bootstrap_repeats": 50, "inner_folds": 3, "baselines": {"mean_std": False, "mask_brf": False}}
@@ -16,31 +18,33 @@ PARAMS = {"bootstrap_repeats": 50, "inner_folds": 3, "baselines": {"mean_std": F
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    t = simulate.make_tables(n_subjects=48, rois_per_subject=2, objects_per_roi=6, n_outer=3, seed=4)
-    files = simulate.write_tables(t, tmp_path_factory.mktemp("multiclass"))
-    cases, objects, images, globals_ = stage.load_model_data(
-        files["objects"], files["rois"], files["corpus_rois"], files["images"], files["assignment"]
-    )
-    return files, t, (cases, objects, images, globals_)
+    t = model_tables.make_tables(n_subjects=48, rois_per_subject=2, objects_per_roi=6, n_outer=3, seed=4)
+    files = model_tables.write_tables(t, tmp_path_factory.mktemp("multiclass"))
+    return files, t, _load(files)
+
+
+def _load(files):
+    inputs = job_inputs(files)
+    return stage.load_model_data(**{k: inputs[k] for k in ("objects", "rois", "assignment", "images", "cohort")})
 
 
 def test_simulated_corpus_has_fine_classes_consistent_with_the_label():
-    t = simulate.make_tables(n_subjects=40, seed=0)
+    t = model_tables.make_tables(n_subjects=40, seed=0)
     c = t["corpus_rois"]
     assert set(c["fine_class"]) == {"benign", "high_risk", "dcis", "invasive"}
     assert ((c["fine_class"] == "benign") == (c["label"] == "benign")).all()
     assert c.groupby(c["roi_id"].str[:4])["fine_class"].nunique().max() == 1  # one class per subject
     # the fine classes come from their own random stream: the binary corpus is unchanged by them
-    plain = simulate.make_tables(n_subjects=40, seed=0, fine_signal=0.0)
+    plain = model_tables.make_tables(n_subjects=40, seed=0, fine_signal=0.0)
     pd.testing.assert_frame_equal(plain["corpus_rois"], c)
     assert plain["objects"]["fg_f0"].equals(t["objects"]["fg_f0"])
 
 
 @pytest.mark.parametrize("fold", ["1", "eval"])
 def test_fine_class_predictions_have_the_columns_and_valid_probabilities(data, fold):
-    _, t, (cases, objects, images, globals_) = data
-    pred, record = stage.predict_cases(cases, objects, images, globals_, PARAMS, fold, "fine_class")
-    _, test = stage.fold_cases(cases, fold)
+    files, t, loaded = data
+    pred, record = stage.predict_cases(loaded, PARAMS, fold, "fine_class", files["grid"])
+    _, test = stage.fold_cases(loaded.cases, fold)
     assert list(pred.columns) == stage.PREDICTION_COLUMNS + stage.MULTICLASS_COLUMNS
     assert sorted(pred["roi_id"]) == sorted(test["roi_id"]) and (pred["model"] == "fine_class").all()
     truth = t["corpus_rois"].set_index("roi_id")["fine_class"]
@@ -54,6 +58,8 @@ def test_fine_class_predictions_have_the_columns_and_valid_probabilities(data, f
     assert (proba.idxmax(axis=1).to_numpy() == pred["predicted_class"].to_numpy()).all()
     np.testing.assert_allclose(pred["probability"], 1.0 - proba["benign"], atol=1e-9)
     assert (pred["predicted"] == (pred["predicted_class"] != "benign").astype(int)).all()
+    # no threshold: both operating points are the most probable class's call
+    assert (pred["predicted_margin"] == pred["predicted"]).all() and pred["threshold"].isna().all()
     assert record["binary_of_class"]["benign"] == 0
     assert all(v == 1 for c, v in record["binary_of_class"].items() if c != "benign")
     assert record["selection"] == "macro_f1" and len(record["candidates"]) == 2
@@ -62,9 +68,9 @@ def test_fine_class_predictions_have_the_columns_and_valid_probabilities(data, f
 
 
 def test_fine_class_is_deterministic(data):
-    _, _, (cases, objects, images, globals_) = data
-    a, ra = stage.predict_cases(cases, objects, images, globals_, PARAMS, "2", "fine_class")
-    b, rb = stage.predict_cases(cases, objects, images, globals_, PARAMS, "2", "fine_class")
+    files, _, loaded = data
+    a, ra = stage.predict_cases(loaded, PARAMS, "2", "fine_class", files["grid"])
+    b, rb = stage.predict_cases(loaded, PARAMS, "2", "fine_class", files["grid"])
     pd.testing.assert_frame_equal(a, b)
     assert ra["best_params"] == rb["best_params"] and ra["candidates"] == rb["candidates"]
 
@@ -72,12 +78,11 @@ def test_fine_class_is_deterministic(data):
 def test_fine_class_learns_the_simulated_classes(tmp_path):
     # a clear per-class signal: on the shared fixture's weak one, 24 eval ROIs give
     # macro recall anywhere from 0.42 to 0.75 depending on the seed alone
-    t = simulate.make_tables(n_subjects=48, rois_per_subject=2, objects_per_roi=6, n_outer=3, seed=4, fine_signal=3.0)
-    files = simulate.write_tables(t, tmp_path)
-    cases, objects, images, globals_ = stage.load_model_data(
-        files["objects"], files["rois"], files["corpus_rois"], files["images"], files["assignment"]
+    t = model_tables.make_tables(
+        n_subjects=48, rois_per_subject=2, objects_per_roi=6, n_outer=3, seed=4, fine_signal=3.0
     )
-    pred, _ = stage.predict_cases(cases, objects, images, globals_, PARAMS, "eval", "fine_class")
+    files = model_tables.write_tables(t, tmp_path)
+    pred, _ = stage.predict_cases(_load(files), PARAMS, "eval", "fine_class", files["grid"])
     m = M.multiclass_metrics(pred["true_class"], pred["predicted_class"])
     chance = 1.0 / len(m["labels"])
     assert m["macro"]["recall"] > chance + 0.1
@@ -148,15 +153,7 @@ def _run_jobs(files, params, models, out):
     for model in models:
         for fold in ("1", "2", "3", "eval"):
             written = stage.run_outer_fold(
-                files["objects"],
-                files["rois"],
-                files["corpus_rois"],
-                files["images"],
-                files["assignment"],
-                params,
-                fold,
-                model,
-                out / model / fold,
+                **job_inputs(files), params=params, fold=fold, model_name=model, out_dir=out / model / fold
             )
             paths.append(written["predictions"])
     return paths
@@ -165,13 +162,15 @@ def _run_jobs(files, params, models, out):
 @pytest.mark.parametrize("corpus", ["one_class", "no_column"])
 def test_a_single_fine_class_skips_the_model_with_a_reason(data, tmp_path, corpus):
     files, t, _ = data
-    rois = t["corpus_rois"].copy()
+    rois, cohort = t["corpus_rois"].copy(), t["cohort"].copy()
     if corpus == "one_class":
-        rois["fine_class"] = "calcification"
+        rois["fine_class"] = cohort["fine_class"] = "calcification"
     else:
         rois = rois.drop(columns="fine_class")
-    files = {**files, "corpus_rois": tmp_path / "rois.tsv"}
+        cohort["fine_class"] = ""
+    files = {**files, "corpus_rois": tmp_path / "rois.tsv", "cohort": tmp_path / "cohort.tsv"}
     rois.to_csv(files["corpus_rois"], sep="\t", index=False)
+    cohort.to_csv(files["cohort"], sep="\t", index=False)
     params = {**PARAMS, "bootstrap_repeats": 20}
     paths = _run_jobs(files, params, ["bag_of_objects", "fine_class"], tmp_path)
     for p in paths[4:]:

@@ -2,12 +2,14 @@
 
 from collections import Counter
 
+import model_tables
 import numpy as np
 import pandas as pd
 import pytest
 
-from calcsig.model import aggregation, multiclass, nested_cv, pipeline, simulate, stage
-from calcsig.model.nested_cv import choose_threshold, inner_splits
+from calcsig.model import aggregation, multiclass, nested_cv, pipeline, resampling, stage
+from calcsig.model.nested_cv import inner_splits
+from calcsig.model.thresholds import choose_operating_points, choose_threshold, rule
 
 
 @pytest.fixture(scope="module")
@@ -18,22 +20,27 @@ def marked(tmp_path_factory):
     in each family's raw object features (fg_/rp_/bg_marker, the last column
     of its family), so each fitted step's input tells which ROIs it saw.
     """
-    t = simulate.make_tables(n_subjects=36, rois_per_subject=2, objects_per_roi=5, n_outer=3, seed=11)
+    t = model_tables.make_tables(n_subjects=36, rois_per_subject=2, objects_per_roi=5, n_outer=3, seed=11)
     codes = {r: float(i) for i, r in enumerate(t["rois"]["roi_id"])}
     for fam in ("fg", "rp", "bg"):
         t["objects"][f"{fam}_marker"] = t["objects"]["roi_id"].map(codes)
     t["rois"]["hc_marker"] = t["rois"]["roi_id"].map(codes)
-    files = simulate.write_tables(t, tmp_path_factory.mktemp("marked"))
-    cases, objects, images, globals_ = stage.load_model_data(
-        files["objects"], files["rois"], files["corpus_rois"], files["images"], files["assignment"]
+    files = model_tables.write_tables(t, tmp_path_factory.mktemp("marked"))
+    data = stage.load_model_data(
+        objects=files["objects"],
+        rois=files["rois"],
+        assignment=files["assignment"],
+        images=files["images"],
+        cohort=files["cohort"],
     )
-    assert globals_[-1] == "hc_marker"
+    assert data.global_columns[-1] == "hc_marker"
     # an external cohort: two subjects of each label taken out of train+dev (split external, no fold)
+    cases = data.cases
     dev = cases[cases["split"] != "eval"].drop_duplicates("subject_id")
     external = [s for lab in (0, 1) for s in dev.loc[dev["label"] == lab, "subject_id"].iloc[:2]]
     ext = cases["subject_id"].isin(external)
     cases.loc[ext, "split"], cases.loc[ext, "outer_fold"] = "external", ""
-    return cases, objects, images, globals_, {v: k for k, v in codes.items()}
+    return data, files["grid"], {v: k for k, v in codes.items()}
 
 
 def _instrument(monkeypatch):
@@ -55,7 +62,7 @@ def _instrument(monkeypatch):
             seen["impute"].append(set(np.asarray(X)[:, -1]))
             return super().fit(X, y)
 
-    original_resample = pipeline.AdaptiveSMOTEENN.fit_resample
+    original_resample = resampling.AdaptiveSMOTEENN.fit_resample
 
     def recording_resample(self, X, y):
         seen["resample"].append(set(np.asarray(X)[:, -1]))
@@ -63,9 +70,9 @@ def _instrument(monkeypatch):
 
     original_threshold = nested_cv.threshold_from_oof
 
-    def recording_threshold(oof, target):
+    def recording_threshold(oof, target, margin):
         seen["threshold"].append(set(oof["roi_id"]))
-        return original_threshold(oof, target)
+        return original_threshold(oof, target, margin)
 
     original_splits = nested_cv.inner_splits
 
@@ -77,7 +84,7 @@ def _instrument(monkeypatch):
     monkeypatch.setattr(aggregation, "StandardScaler", RecordingScaler)
     monkeypatch.setattr(aggregation, "KMeans", RecordingKMeans)
     monkeypatch.setattr(pipeline, "SimpleImputer", RecordingImputer)
-    monkeypatch.setattr(pipeline.AdaptiveSMOTEENN, "fit_resample", recording_resample)
+    monkeypatch.setattr(resampling.AdaptiveSMOTEENN, "fit_resample", recording_resample)
     monkeypatch.setattr(nested_cv, "threshold_from_oof", recording_threshold)
     monkeypatch.setattr(nested_cv, "inner_splits", recording_splits)
     return seen
@@ -94,10 +101,11 @@ def assert_external_predicted_by_the_final_model_only(pred, cases, fold, externa
 
 @pytest.mark.parametrize("fold", ["2", "eval"])
 def test_no_fitted_step_sees_a_held_out_roi(marked, monkeypatch, fold):
-    cases, objects, images, globals_, roi_of = marked
+    data, grid, roi_of = marked
+    cases = data.cases
     seen = _instrument(monkeypatch)
     params = {"bootstrap_repeats": 0, "inner_folds": 3}
-    pred, record = stage.predict_cases(cases, objects, images, globals_, params, fold, "bag_of_objects")
+    pred, record = stage.predict_cases(data, params, fold, "bag_of_objects", grid)
 
     train, test = stage.fold_cases(cases, fold)
     train_ids = train["roi_id"].tolist()
@@ -136,13 +144,17 @@ def test_no_fitted_step_sees_a_held_out_roi(marked, monkeypatch, fold):
         codes = np.round(z * scaler.scale_[-1] + scaler.mean_[-1]).astype(float)
         assert not rois(codes) & held_out
         assert any(rois(codes) == (a & with_objects) for a in allowed)
-    # the threshold is chosen on out-of-fold predictions of the training ROIs only
+    # both thresholds are chosen on out-of-fold predictions of the training ROIs only
     assert seen["threshold"] and all(s == set(train_ids) for s in seen["threshold"])
-    assert 0.0 <= record["threshold"] <= 1.0
+    points = record["operating_points"]
+    assert record["threshold"] == points["target"]["threshold"] == pred["threshold"].iloc[0]
+    assert points["margin"]["threshold"] >= points["target"]["threshold"]  # the margin gives up sensitivity
+    assert (pred["predicted"] == (pred["probability"] >= pred["threshold"])).all()
+    assert (pred["predicted_margin"] == (pred["probability"] >= pred["threshold_margin"])).all()
 
 
 def test_outer_and_inner_folds_never_split_a_subject(marked):
-    cases, *_ = marked
+    cases = marked[0].cases
     for fold in ("1", "2", "3", "eval"):
         train, test = stage.fold_cases(cases, fold)
         assert not set(train["subject_id"]) & set(test["subject_id"])
@@ -167,6 +179,39 @@ def test_inner_splits_shrink_or_refuse_with_few_subjects():
         inner_splits(y, np.array([1, 1, 1, 3, 4, 5, 6, 7, 8]), 5)
 
 
+def test_inner_folds_and_fits_group_by_the_partitions_group_id(tmp_path, monkeypatch):
+    t = model_tables.make_tables(n_subjects=36, rois_per_subject=2, objects_per_roi=5, n_outer=3, seed=11)
+    a = t["assignment"]
+    # duplicate-aware groups: subjects S000+S001, S002+S003, ... form one group each
+    a["group_id"] = "G" + (a["subject_id"].str[1:].astype(int) // 2).astype(str)
+    files = model_tables.write_tables(t, tmp_path)
+    data = stage.load_model_data(
+        objects=files["objects"],
+        rois=files["rois"],
+        assignment=files["assignment"],
+        images=files["images"],
+        cohort=files["cohort"],
+    )
+    assert (data.cases["group_id"] == "G" + (data.cases["subject_id"].str[1:].astype(int) // 2).astype(str)).all()
+    seen = _instrument(monkeypatch)
+    stage.predict_cases(data, {"inner_folds": 3}, "1", "mean_std", files["grid"])
+    train, _ = stage.fold_cases(data.cases, "1")
+    groups = train["group_id"].to_numpy()
+    for tr, va in seen["splits"][0]:
+        assert not set(groups[tr]) & set(groups[va])
+    # without the column, the subject is the group
+    t["assignment"] = t["assignment"].drop(columns="group_id")
+    files = model_tables.write_tables(t, tmp_path / "plain")
+    plain = stage.load_model_data(
+        objects=files["objects"],
+        rois=files["rois"],
+        assignment=files["assignment"],
+        images=files["images"],
+        cohort=files["cohort"],
+    )
+    assert (plain.cases["group_id"] == plain.cases["subject_id"]).all()
+
+
 def test_choose_threshold_reaches_target_with_best_specificity():
     y = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0])
     p = np.array([0.9, 0.8, 0.6, 0.3, 0.7, 0.4, 0.2, 0.1, 0.05])
@@ -179,17 +224,18 @@ def test_choose_threshold_reaches_target_with_best_specificity():
 
 
 def test_same_seed_same_predictions(marked):
-    cases, objects, images, globals_, _ = marked
+    data, grid, _ = marked
     params = {"bootstrap_repeats": 0, "inner_folds": 3, "seed": 5}
-    a, ra = stage.predict_cases(cases, objects, images, globals_, params, "1", "bag_of_objects")
-    b, rb = stage.predict_cases(cases, objects, images, globals_, params, "1", "bag_of_objects")
+    a, ra = stage.predict_cases(data, params, "1", "bag_of_objects", grid)
+    b, rb = stage.predict_cases(data, params, "1", "bag_of_objects", grid)
     pd.testing.assert_frame_equal(a, b)
     assert ra["best_params"] == rb["best_params"] and ra["threshold"] == rb["threshold"]
 
 
 @pytest.mark.parametrize("fold", ["1", "eval"])
 def test_fine_class_fits_never_see_a_held_out_roi(marked, monkeypatch, fold):
-    cases, objects, images, globals_, roi_of = marked
+    data, grid, roi_of = marked
+    cases = data.cases
     seen = _instrument(monkeypatch)
     seen["classifier"], seen["fine_splits"] = [], []
 
@@ -208,7 +254,7 @@ def test_fine_class_fits_never_see_a_held_out_roi(marked, monkeypatch, fold):
     monkeypatch.setattr(pipeline, "LGBMClassifier", RecordingLGBM)
     monkeypatch.setattr(multiclass, "fine_class_splits", recording_splits)
     params = {"bootstrap_repeats": 0, "inner_folds": 3}
-    pred, record = stage.predict_cases(cases, objects, images, globals_, params, fold, "fine_class")
+    pred, record = stage.predict_cases(data, params, fold, "fine_class", grid)
 
     train, test = stage.fold_cases(cases, fold)
     external = set(cases.loc[cases["split"] == "external", "roi_id"])
@@ -244,3 +290,17 @@ def test_fine_class_fits_never_see_a_held_out_roi(marked, monkeypatch, fold):
     for z, (_, scaler) in zip(seen["kmeans"], seen["scaler"]):
         codes = np.round(z * scaler.scale_[-1] + scaler.mean_[-1]).astype(float)
         assert not rois(codes) & held_out
+
+
+def test_the_margin_point_gives_up_sensitivity_for_specificity_on_the_same_predictions():
+    y = np.array([1] * 20 + [0] * 20)
+    p = np.r_[np.linspace(0.3, 0.95, 19), 0.05, np.linspace(0.0, 0.6, 20)]  # one actionable case scored very low
+    points = choose_operating_points(y, p, target_sensitivity=1.0, margin_sensitivity=0.95)
+    # the exact target sits at the lowest actionable score and calls nearly every benign case positive
+    assert points["target"]["threshold"] == pytest.approx(0.05) and points["target"]["specificity"] <= 0.1
+    # 19 of 20 is 0.95: the margin point drops that one case and spares half the benign ones
+    assert points["margin"]["threshold"] == pytest.approx(0.3) and points["margin"]["sensitivity"] == 0.95
+    assert points["margin"]["specificity"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="must give up sensitivity"):
+        choose_operating_points(y, p, target_sensitivity=0.9, margin_sensitivity=0.95)
+    assert "reaches 0.95" in rule("margin", 1.0, 0.95) and "reaches 1 " in rule("target", 1.0, 0.95)

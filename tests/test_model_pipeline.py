@@ -4,9 +4,11 @@ import logging
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from calcsig.model.aggregation import ObjectTable
-from calcsig.model.pipeline import AdaptiveSMOTEENN, build_pipeline
+from calcsig.model.aggregation import objects_by_roi
+from calcsig.model.pipeline import build_pipeline
+from calcsig.model.resampling import AdaptiveSMOTEENN
 
 
 def _data(n_major=30, n_minor=3, seed=0):
@@ -27,7 +29,7 @@ def test_smoteenn_balances_an_ordinary_problem():
 def test_smoteenn_reduces_k_for_a_tiny_class(caplog):
     X, y = _data(30, 3)
     s = AdaptiveSMOTEENN(k_neighbors=5, random_state=0)
-    with caplog.at_level(logging.INFO, logger="calcsig.model.pipeline"):
+    with caplog.at_level(logging.INFO, logger="calcsig.model.resampling"):
         Xr, yr = s.fit_resample(X, y)
     assert any("reduced from 5 to 2" in m for m in s.log_)
     assert "reduced from 5 to 2" in caplog.text
@@ -35,21 +37,20 @@ def test_smoteenn_reduces_k_for_a_tiny_class(caplog):
     assert (yr == 1).sum() > 3
 
 
-def test_smoteenn_skips_with_a_reason_when_it_cannot_run():
+def test_smoteenn_steps_aside_for_a_minority_of_one_and_refuses_what_it_cannot_resample():
     X, y = _data(20, 1)
     s = AdaptiveSMOTEENN(random_state=0)
     Xr, yr = s.fit_resample(X, y)
     assert s.applied_ == "none" and "minority class has 1 sample" in s.log_[0]
     np.testing.assert_array_equal(Xr, X)
-    s2 = AdaptiveSMOTEENN()
-    _, y2 = s2.fit_resample(X[:20], y[:20])
-    assert "only one class" in s2.log_[0] and len(y2) == 20
+    with pytest.raises(ValueError, match="more than 1 class"):
+        AdaptiveSMOTEENN().fit_resample(X[:20], y[:20])
     X_nan = X.copy()
     X_nan[0, 0] = np.nan
-    y3 = np.r_[np.zeros(15, int), np.ones(6, int)]
-    s3 = AdaptiveSMOTEENN()
-    s3.fit_resample(X_nan, y3)
-    assert "non-finite" in s3.log_[0]
+    with pytest.raises(ValueError, match="NaN"):  # impute before resampling
+        AdaptiveSMOTEENN().fit_resample(X_nan, np.r_[np.zeros(15, int), np.ones(6, int)])
+    with pytest.raises(ValueError, match="k_neighbors must be an integer >= 1"):
+        AdaptiveSMOTEENN(k_neighbors=0).fit_resample(*_data(30, 6))
 
 
 def test_pipeline_is_deterministic_and_seed_matters():
@@ -65,13 +66,12 @@ def test_pipeline_is_deterministic_and_seed_matters():
         for i in range(30)
         for o in range(5)
     ]
-    objects = ObjectTable(pd.DataFrame(rows))
-    X = pd.DataFrame({"roi_id": [f"r{i}" for i in range(30)], "hc_g": rng.normal(size=30)})
+    ids = [f"r{i}" for i in range(30)]
+    X = pd.DataFrame({"hc_g": rng.normal(size=30), "objects": objects_by_roi(pd.DataFrame(rows), ids)})
     y = np.array([int(i % 3 == 0) for i in range(30)])
     probs = []
     for seed in (7, 7, 8):
         pipe = build_pipeline(
-            objects,
             "bag_of_objects",
             n_clusters=4,
             seed=seed,
@@ -80,6 +80,6 @@ def test_pipeline_is_deterministic_and_seed_matters():
         probs.append(pipe.fit(X, y).predict_proba(X)[:, 1])
     np.testing.assert_array_equal(probs[0], probs[1])
     assert not np.array_equal(probs[0], probs[2])
-    steps = [name for name, _ in build_pipeline(objects).steps]
+    steps = [name for name, _ in build_pipeline().steps]
     assert steps == ["aggregate", "impute", "resample", "classifier"]
-    assert [n for n, _ in build_pipeline(objects, resample=False).steps] == ["aggregate", "impute", "classifier"]
+    assert [n for n, _ in build_pipeline(resample=False).steps] == ["aggregate", "impute", "classifier"]

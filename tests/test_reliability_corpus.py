@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from calcsig.checks import DEFAULT_SETTINGS, check_corpus, cohort_rois, corpus_check_settings, raise_if_problems
+from calcsig.checks import DEFAULT_SETTINGS, check_corpus, corpus_check_settings, raise_if_problems
 from calcsig.config import load_config
 from calcsig.errors import CorpusCheckError
 
@@ -104,31 +104,21 @@ def test_the_cohort_selection_decides_which_rois_count():
     images, rois, subjects = corpus(balanced(12), abnormality="mass")
     [problem] = check_corpus(images, rois, subjects)
     assert problem == (
-        "rois.tsv column 'abnormality': no ROI matches the cohort selection abnormality ['calcification'] "
-        "(values in the corpus: mass 24); change cohort.abnormality or fill that column in the source"
+        "rois.tsv: no ROI is left for the models after the cohort selection abnormality ['calcification'] (excluded: "
+        "abnormality_not_selected 24); change cohort.abnormality / calc_type / calc_distribution / label_map"
     )
-    # the selector learns from calcification circles only, so it is off for a mass cohort
-    mass = {"cohort": {"abnormality": ["Mass"]}, "use_selector": False}
-    assert check_corpus(images, rois, subjects, mass) == []
-    assert check_corpus(images, rois, subjects, {**mass, "cohort": {"abnormality": None}}) == []
+    assert check_corpus(images, rois, subjects, {"cohort": {"abnormality": ["Mass"]}}) == []
+    assert check_corpus(images, rois, subjects, {"cohort": {"abnormality": []}}) == []  # every type
 
 
-def test_cohort_filters_match_without_case_and_refuse_empty_cells():
-    rois = pd.DataFrame(
-        {
-            "abnormality": ["Calcification", "calcification ", "calcification", None],
-            "calc_type": ["PLEOMORPHIC", "amorphous", None, "PLEOMORPHIC"],
-        }
-    )
-    kept = cohort_rois(rois, {"abnormality": ["calcification"], "calc_type": ["pleomorphic", "AMORPHOUS"]})
-    assert kept.tolist() == [True, True, False, False]
-
-
-def test_rois_without_pixels_or_location_cannot_be_learned_from():
+def test_a_corpus_whose_rois_cannot_reach_the_models_is_not_refused():
+    # a metadata-only corpus, or image-level labels: the models are left out and the report says why
     images, rois, subjects = corpus(balanced(12))
     images["has_pixels"] = "false"
-    [problem] = check_corpus(images, rois, subjects)
-    assert problem.startswith("rois.tsv column 'shape' and images.tsv column 'has_pixels': none of the 24 ROI(s)")
+    assert check_corpus(images, rois, subjects) == []
+    images["has_pixels"] = "true"
+    rois["shape"] = "image"
+    assert check_corpus(images, rois, subjects) == []
 
 
 def test_external_images_are_left_out_and_a_cohort_naming_nothing_is_refused():
@@ -164,19 +154,6 @@ def test_a_split_file_must_list_every_subject(tmp_path):
     assert problem.endswith(
         "does not list 12 subject(s) of images.tsv, e.g. a00, a01, a02, a03, a04; every subject needs a split"
     )
-
-
-def test_the_selector_needs_truth_or_calcification_circles():
-    images, rois, subjects = corpus(balanced(12))
-    rois["shape"] = "bbox"
-    assert check_corpus(images, rois, subjects, {"use_selector": True}) == [
-        "images.tsv column 'truth_mask_path' is empty and rois.tsv has no calcification circle on an image with "
-        "pixels, so the candidate selector (segment.use_selector) has nothing to learn from; set "
-        "segment.use_selector: false for plain HDoG output"
-    ]
-    assert check_corpus(images, rois, subjects, {"use_selector": False}) == []
-    images["truth_mask_path"] = [f"truth/{i}.png" for i in images["image_id"]]
-    assert check_corpus(images, rois, subjects, {"use_selector": True}) == []
 
 
 def test_an_enrichment_ablation_without_an_enrichment_subset_is_refused():
@@ -217,9 +194,8 @@ def test_the_real_mini_mias_calcifications_support_the_default_split_but_not_a_h
     )
 
 
-def test_the_real_cbis_ddsm_tables_without_images_cannot_be_learned_from(shared_data):
+def test_the_real_cbis_ddsm_tables_without_images_pass_to_partition_and_audit(shared_data):
     from calcsig.ingest.cbis_ddsm import ingest_cbis_ddsm
 
     tables = ingest_cbis_ddsm(shared_data / "cbis-ddsm", {"subsets": ["calc"]}, Path("."))
-    [problem] = check_corpus(tables["images"], tables["rois"], tables["subjects"], DEFAULT_SETTINGS)
-    assert problem.startswith("rois.tsv column 'shape' and images.tsv column 'has_pixels': none of the 1872 ROI(s)")
+    assert check_corpus(tables["images"], tables["rois"], tables["subjects"], DEFAULT_SETTINGS) == []

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from calcsig.model.stats import delong_test, mcnemar_exact, mcnemar_from_counts, mcnemar_test, placement_values
+from calcsig.model.stats import (
+    delong_test,
+    holm,
+    mcnemar_exact,
+    mcnemar_from_counts,
+    mcnemar_test,
+    placement_values,
+)
 
 
 def _psi(a, b):
@@ -114,3 +121,11 @@ def test_mcnemar_uses_exact_when_discordant_counts_are_small():
     assert res["method"] == "exact"
     assert res["p_value"] == pytest.approx(0.25)
     assert res["accuracy_difference"] == pytest.approx(3 / 8)
+
+
+def test_holm_adjustment_by_hand():
+    # sorted 0.01, 0.02, 0.03, 0.04 times 4, 3, 2, 1 -> 0.04, 0.06, 0.06, 0.04 -> monotone 0.04, 0.06, 0.06, 0.06
+    adjusted = holm([0.03, 0.01, None, 0.04, 0.02])
+    np.testing.assert_allclose(adjusted, [0.06, 0.04, np.nan, 0.06, 0.06])
+    assert holm([0.5, 0.9]).tolist() == [1.0, 1.0]  # capped at 1
+    assert holm([]).size == 0

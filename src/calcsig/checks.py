@@ -26,6 +26,7 @@ import pandas as pd
 
 from .cohort import provisional_cohort
 from .errors import CorpusCheckError
+from .settings import section_params
 
 LABELS = ("benign", "actionable")
 COHORT_COLUMNS = ("abnormality", "calc_type", "calc_distribution")
@@ -137,17 +138,14 @@ def _settings(settings: Mapping | None) -> dict:
     return s
 
 
-def _filters(cohort: Mapping | None) -> dict:
-    return {c: list(v) for c, v in dict(cohort or {}).items() if c in COHORT_COLUMNS and v is not None}
-
-
 def _norm(value) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value).strip().lower()
 
 
 def _describe_cohort(cohort: Mapping | None) -> str:
-    filters = _filters(cohort)
-    return ", ".join(f"{c} {v}" for c, v in filters.items()) if filters else "all ROIs"
+    selection = section_params("cohort", dict(cohort or {}))
+    chosen = {c: selection[c] for c in COHORT_COLUMNS if selection[c]}
+    return ", ".join(f"{c} {v}" for c, v in chosen.items()) if chosen else "all ROIs"
 
 
 def _value_counts(column: pd.Series) -> str:
@@ -161,9 +159,8 @@ def _empty_cohort(cohort: pd.DataFrame, selection: Mapping) -> str:
     """Name the selection that leaves nothing, with the counts of each reason."""
     reasons = cohort.loc[~cohort["included"], "reason"].value_counts()
     counts = ", ".join(f"{reason} {n}" for reason, n in reasons.items())
-    chosen = {k: v for k, v in dict(selection).items() if k in COHORT_COLUMNS and v}
     return (
-        f"rois.tsv: no ROI is left for the models after the cohort selection {chosen or '(defaults)'} "
+        f"rois.tsv: no ROI is left for the models after the cohort selection {_describe_cohort(selection)} "
         f"(excluded: {counts}); change cohort.abnormality / calc_type / calc_distribution / label_map"
     )
 

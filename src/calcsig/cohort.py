@@ -8,12 +8,12 @@ binary label. Every ROI of the corpus gets exactly one row in the cohort table:
 included, or excluded with the first reason that applies, in this order:
 
 ========================  =====================================================
+no_pixels                 its image has no pixels (a metadata-only corpus)
+no_location               an image-level label without box, circle or mask
 abnormality_not_selected  its abnormality type is not one the cohort selects
 label_excluded            cohort.label_map maps its fine class to `exclude`
 outside_morphology        its calcification morphology is not selected
 outside_distribution      its calcification distribution is not selected
-no_pixels                 its image has no pixels (a metadata-only corpus)
-no_location               an image-level label without box, circle or mask
 failed_qc                 its image or ROI failed the quality gate (skipped)
 no_detected_object        segmentation found no calcification inside it
 ========================  =====================================================
@@ -30,18 +30,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import CalcsigError
+from .errors import CalcsigError, TableError
 from .paths import atomic_path
 from .settings import section_params
 
 COHORT_COLUMNS = ["roi_id", "image_id", "subject_id", "split", "included", "reason", "label", "fine_class"]
 REASONS = {
+    "no_pixels": "image without pixels (metadata only)",
+    "no_location": "image-level label without a location",
     "abnormality_not_selected": "abnormality type not selected (cohort.abnormality)",
     "label_excluded": "fine class mapped to exclude (cohort.label_map)",
     "outside_morphology": "calcification morphology not selected (cohort.calc_type)",
     "outside_distribution": "calcification distribution not selected (cohort.calc_distribution)",
-    "no_pixels": "image without pixels (metadata only)",
-    "no_location": "image-level label without a location",
     "failed_qc": "image or ROI failed the quality gate",
     "no_detected_object": "no calcification detected inside the ROI",
 }
@@ -98,6 +98,10 @@ def provisional_cohort(rois: pd.DataFrame, images: pd.DataFrame, params: dict | 
         reason[(reason == "") & mask] = code
 
     column = lambda name: rois[name].reset_index(drop=True) if name in rois else pd.Series(None, index=out.index)  # noqa: E731
+    # what cannot be measured first (so a metadata-only corpus reads as such), then the selection
+    has_pixels = out["image_id"].map(images["has_pixels"].astype(str).str.lower() == "true").fillna(False)
+    exclude(~has_pixels, "no_pixels")
+    exclude(~column("shape").isin(LOCATED_SHAPES), "no_location")
     if p["abnormality"]:
         exclude(~_selected(column("abnormality"), p["abnormality"], exact=True), "abnormality_not_selected")
     exclude(mapped == "exclude", "label_excluded")
@@ -108,9 +112,6 @@ def provisional_cohort(rois: pd.DataFrame, images: pd.DataFrame, params: dict | 
             ~_selected(column("calc_distribution"), p["calc_distribution"], p["calc_type_match"] == "exact"),
             "outside_distribution",
         )
-    has_pixels = out["image_id"].map(images["has_pixels"].astype(str).str.lower() == "true").fillna(False)
-    exclude(~has_pixels, "no_pixels")
-    exclude(~column("shape").isin(LOCATED_SHAPES), "no_location")
     out["included"] = reason == ""
     out["reason"] = reason
     return out[COHORT_COLUMNS]
@@ -227,8 +228,34 @@ def write_cohort(cohort: pd.DataFrame, out_tsv, out_json) -> dict:
 
 
 def read_cohort(path) -> pd.DataFrame:
-    """A cohort table written by `write_cohort` (`included` as bool)."""
+    """A cohort table written by `write_cohort`, checked (`included` as bool, empty fine_class as None).
+
+    Raises TableError naming `path` and every offending row: a missing column,
+    an `included` other than true/false, an included ROI with a reason or
+    without a binary label, an excluded ROI without a reason, a repeated ROI.
+    """
     table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    table["included"] = table["included"].str.lower() == "true"
+    missing = [c for c in COHORT_COLUMNS if c not in table.columns]
+    if missing:
+        raise TableError(str(path), [f"missing column(s) {missing}; a cohort table has {COHORT_COLUMNS}"])
+    included = table["included"].str.lower().map({"true": True, "false": False})
+    problems = []
+    for row, (rid, inc, reason, label) in enumerate(
+        zip(table["roi_id"], included, table["reason"], table["label"]), start=2
+    ):
+        if pd.isna(inc):
+            problems.append(f"row {row} (ROI {rid}): included must be true or false")
+        elif inc and reason:
+            problems.append(f"row {row} (ROI {rid}): included with a reason ({reason}); leave reason empty")
+        elif inc and label not in ("benign", "actionable"):
+            problems.append(f"row {row} (ROI {rid}): included with label {label!r}; expected benign or actionable")
+        elif not inc and not reason:
+            problems.append(f"row {row} (ROI {rid}): excluded without a reason")
+    problems += [
+        f"ROI {rid} appears more than once" for rid in sorted(set(table["roi_id"][table["roi_id"].duplicated()]))
+    ]
+    if problems:
+        raise TableError(str(path), problems)
+    table["included"] = included.astype(bool)
     table["fine_class"] = table["fine_class"].where(table["fine_class"] != "", None)
     return table

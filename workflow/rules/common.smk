@@ -75,7 +75,7 @@ def settings(section, keys):
 PARTITION_KEYS = tuple(k for k in config["partition"] if k not in ("audit_policy", "declared_enrichment"))
 AUDIT_KEYS = ("declared_enrichment", "near_duplicate_hamming", "hash_size", "audit_policy")
 # what each model job fits with: shared keys, then the keys of its kind of model
-MODEL_SHARED_KEYS = ("grid", "inner_folds", "target_sensitivity", "seed", "main_model")
+MODEL_SHARED_KEYS = ("grid", "inner_folds", "target_sensitivity", "margin_sensitivity", "seed", "main_model")
 MODEL_KEYS = {
     "aggregation": ("families", "global_prefixes", "smote_k_neighbors", "enn_n_neighbors", "resample"),
     "bag_of_objects": ("kmeans_n_init",),
@@ -100,11 +100,11 @@ MODEL_EVALUATION_KEYS = (
     "main_model",
     "grid",
     "target_sensitivity",
+    "margin_sensitivity",
     "seed",
     "bootstrap_repeats",
     "ci_level",
     "mcnemar_exact_below",
-    "breast_fusion_threshold",
     "calibration_bins",
 )
 
@@ -271,6 +271,19 @@ def selector_used():
     circles; which of those images are in the train split is the training job's concern.
     """
     return config["segment"]["use_selector"] and truth_images().any()
+
+
+def selector_status():
+    """Whether a selector is trained and applied, and why not when it is not (recorded in segmentation.json)."""
+    if not config["segment"]["use_selector"]:
+        return {"used": False, "reason": "segment.use_selector is false: plain HDoG"}
+    if not truth_images().any():
+        return {
+            "used": False,
+            "reason": "no image carries calcification truth (truth masks, calcification circles, or normal films "
+            "of a source with circles), so the selector has nothing to learn from: plain HDoG",
+        }
+    return {"used": True, "reason": "trained on the train split's images with calcification truth"}
 
 
 def truth_images():

@@ -46,7 +46,6 @@ rule evaluate_models:
         searches=lambda wildcards: search_files(),
         images=corpus_table("images"),
         rois=corpus_table("rois"),
-        cohort="results/cohort/summary.json",
         code=code("evaluate_models.py"),
     output:
         json="results/metrics/models.json",

@@ -77,5 +77,6 @@ rule evaluate_segmentation:
     params:
         segment=settings("segment", EVALUATION_KEYS),
         selector_threshold=lambda wildcards: operating_threshold(),
+        selector_status=lambda wildcards: selector_status(),
     script:
         "../scripts/evaluate_segmentation.py"

@@ -20,4 +20,5 @@ with log_to(snakemake.log[0]):
         selector_path=inputs.get("selector"),
         selector_threshold=snakemake.params.selector_threshold,
         segmented=segmented_images(inputs.segmented),
+        selector_status=snakemake.params.selector_status,
     )

@@ -160,12 +160,12 @@ def percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[np.ndarray,
     alpha = (1.0 - level) / 2.0
     samples = np.asarray(samples, dtype=float)
     cols = samples.reshape(len(samples), -1)
+    cols = np.where(np.isfinite(cols), cols, np.nan)
     lo = np.full(cols.shape[1], np.nan)
     hi = np.full(cols.shape[1], np.nan)
-    for j in range(cols.shape[1]):
-        v = cols[:, j][np.isfinite(cols[:, j])]
-        if len(v):
-            lo[j], hi[j] = np.quantile(v, alpha), np.quantile(v, 1.0 - alpha)
+    defined = np.isfinite(cols).any(axis=0)
+    if len(cols) and defined.any():
+        lo[defined], hi[defined] = np.nanquantile(cols[:, defined], [alpha, 1.0 - alpha], axis=0)
     return (lo, hi) if samples.ndim > 1 else (lo[0], hi[0])
 
 
@@ -178,12 +178,13 @@ def metrics_with_ci(y, probability, predicted, groups, n_boot=1000, level=0.95, 
     else:
         lo = hi = np.full(len(BINARY_METRICS), np.nan)
     return {
-        m: {"value": _finite_or_none(point[m]), "ci_low": _finite_or_none(lo[i]), "ci_high": _finite_or_none(hi[i])}
+        m: {"value": finite_or_none(point[m]), "ci_low": finite_or_none(lo[i]), "ci_high": finite_or_none(hi[i])}
         for i, m in enumerate(BINARY_METRICS)
     }
 
 
-def _finite_or_none(v) -> float | None:
+def finite_or_none(v) -> float | None:
+    """A float, or None when it is NaN or infinite (JSON has no NaN)."""
     v = float(v)
     return v if np.isfinite(v) else None
 
@@ -199,9 +200,7 @@ def threshold_table(y, probability, thresholds=THRESHOLD_TABLE_STEPS) -> list[di
     rows = []
     for t in thresholds:
         m = binary_metrics(y, p, p >= t)
-        rows.append(
-            {"threshold": float(t), **{k: _finite_or_none(m[k]) for k in ("sensitivity", "specificity", "ppv")}}
-        )
+        rows.append({"threshold": float(t), **{k: finite_or_none(m[k]) for k in ("sensitivity", "specificity", "ppv")}})
     return rows
 
 
@@ -209,10 +208,10 @@ def benign_biopsies_avoided(y, predicted) -> dict:
     """Fraction of benign cases called benign (spared a biopsy), with the sensitivity it comes at."""
     c = confusion(y, predicted)
     return {
-        "fraction": _finite_or_none(_ratio(c["tn"], c["tn"] + c["fp"])),
+        "fraction": finite_or_none(_ratio(c["tn"], c["tn"] + c["fp"])),
         "benign_spared": c["tn"],
         "benign_total": c["tn"] + c["fp"],
-        "at_sensitivity": _finite_or_none(_ratio(c["tp"], c["tp"] + c["fn"])),
+        "at_sensitivity": finite_or_none(_ratio(c["tp"], c["tp"] + c["fn"])),
     }
 
 
@@ -275,16 +274,16 @@ def multiclass_metrics(y_true, y_pred, labels=None) -> dict:
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=np.nan)
     per_class = {
         lab: {
-            "precision": _finite_or_none(p[i]),
-            "recall": _finite_or_none(r[i]),
-            "f1": _finite_or_none(f[i]),
+            "precision": finite_or_none(p[i]),
+            "recall": finite_or_none(r[i]),
+            "f1": finite_or_none(f[i]),
             "support": int(s[i]),
         }
         for i, lab in enumerate(labels)
     }
     with np.errstate(all="ignore"):
         macro = {
-            k: _finite_or_none(np.nanmean(v)) if np.isfinite(v).any() else None
+            k: finite_or_none(np.nanmean(v)) if np.isfinite(v).any() else None
             for k, v in (("precision", p), ("recall", r), ("f1", f))
         }
     return {
@@ -292,7 +291,7 @@ def multiclass_metrics(y_true, y_pred, labels=None) -> dict:
         "macro": macro,
         "per_class": per_class,
         "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-        "accuracy": _finite_or_none(np.mean(y_true == y_pred)) if len(y_true) else None,
+        "accuracy": finite_or_none(np.mean(y_true == y_pred)) if len(y_true) else None,
     }
 
 
@@ -307,7 +306,7 @@ def full_report(y, probability, predicted, groups, *, n_boot=1000, level=0.95, s
         "confusion": confusion(y, predicted),
         "threshold_table": threshold_table(y, probability),
         "benign_biopsies_avoided": benign_biopsies_avoided(y, predicted),
-        "brier": _finite_or_none(brier_score(y, probability)),
+        "brier": finite_or_none(brier_score(y, probability)),
         "reliability": reliability_curve(y, probability, calibration_bins),
         "net_benefit": net_benefit(y, probability),
     }
@@ -377,9 +376,9 @@ def multiclass_metrics_with_ci(y_true, y_pred, groups, strata, labels=None, n_bo
 
     def entry(value, lo, hi):
         return {
-            "value": None if value is None else _finite_or_none(value),
-            "ci_low": _finite_or_none(lo),
-            "ci_high": _finite_or_none(hi),
+            "value": None if value is None else finite_or_none(value),
+            "ci_low": finite_or_none(lo),
+            "ci_high": finite_or_none(hi),
         }
 
     return {

@@ -26,7 +26,13 @@ from sklearn.base import clone
 from sklearn.metrics import f1_score, log_loss
 from sklearn.model_selection import ParameterGrid, StratifiedGroupKFold
 
-from .nested_cv import _fit_front, _plain, _split_params, _transform_front
+from .fitting import (
+    CaseSet,
+    fit_front,
+    plain_params,
+    split_params,
+    transform_front,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +103,7 @@ class MulticlassSearch:
 
     def as_dict(self) -> dict:
         return {
-            "best_params": _plain(self.best_params),
+            "best_params": plain_params(self.best_params),
             "classes": self.classes,
             "selection": "macro_f1",
             "inner_macro_f1": self.inner_macro_f1,
@@ -107,50 +113,48 @@ class MulticlassSearch:
         }
 
 
-def _proba_in(clf, X, classes: list[str]) -> np.ndarray:
-    """Class probabilities in the order of `classes` (0 for a class the classifier never saw)."""
-    proba = clf.predict_proba(X)
-    out = np.zeros((len(X), len(classes)))
-    for j, c in enumerate(clf.classes_):
+def _in_order(proba: np.ndarray, seen, classes: list[str]) -> np.ndarray:
+    """Class probabilities (columns in the order `seen`) rearranged to `classes` (0 for a class never seen)."""
+    out = np.zeros((proba.shape[0], len(classes)))
+    for j, c in enumerate(seen):
         out[:, classes.index(str(c))] = proba[:, j]
     return out
 
 
 def inner_search_multiclass(
-    estimator, X: pd.DataFrame, classes, groups, grid, *, inner_folds: int = 5, seed: int = 0
+    estimator, cases: CaseSet, grid, *, inner_folds: int = 5, seed: int = 0
 ) -> MulticlassSearch:
-    """Grid search by inner grouped CV stratified on the fine class, scored by out-of-fold macro-F1.
+    """Grid search by inner grouped CV stratified on the fine class (``cases.y``), scored by out-of-fold macro-F1.
 
     `estimator` is a Pipeline whose last step is named ``classifier``;
     candidates sharing the steps before it share their fitted front within an
-    inner fold, as in :func:`.nested_cv.inner_search`.
+    inner fold, as in :func:`calcsig.model.nested_cv.inner_search`.
     """
-    X = X.reset_index(drop=True)
-    classes = np.asarray(classes).astype(str)
+    classes = np.asarray(cases.y).astype(str)
+    cases = cases.with_labels(classes)
     labels = sorted(set(classes))
     truth = np.array([labels.index(c) for c in classes])
     candidates = list(ParameterGrid(grid)) if grid else [{}]
-    splits = fine_class_splits(classes, groups, inner_folds, seed)
+    splits = fine_class_splits(classes, cases.groups, inner_folds, seed)
     oof = np.full((len(candidates), len(classes), len(labels)), np.nan)
     fronts: dict[str, list[int]] = {}
     for i, cand in enumerate(candidates):
-        fronts.setdefault(repr(sorted(_split_params(cand)[0].items())), []).append(i)
+        fronts.setdefault(repr(sorted(split_params(cand)[0].items())), []).append(i)
     for tr, va in splits:
         for members in fronts.values():
-            pipe = clone(estimator).set_params(**_split_params(candidates[members[0]])[0])
-            front = pipe[:-1]
-            Xt, yt = _fit_front(front, X.iloc[tr], classes[tr])
-            Xv = _transform_front(front, X.iloc[va])
+            pipe = clone(estimator).set_params(**split_params(candidates[members[0]])[0])
+            Xt, yt = fit_front(pipe, cases.take(tr))
+            Xv = transform_front(pipe, cases.take(va))
             for i in members:
-                clf = clone(pipe[-1]).set_params(**_split_params(candidates[i])[1])
+                clf = clone(pipe[-1]).set_params(**split_params(candidates[i])[1])
                 clf.fit(Xt, yt)
-                oof[i][va] = _proba_in(clf, Xv, labels)
+                oof[i][va] = _in_order(clf.predict_proba(Xv), clf.classes_, labels)
     rows = []
     for i, cand in enumerate(candidates):
         p = np.clip(oof[i], 1e-15, 1.0)
         rows.append(
             {
-                "params": _plain(cand),
+                "params": plain_params(cand),
                 "macro_f1": _macro_f1(truth, oof[i].argmax(axis=1)),
                 "log_loss": float(log_loss(truth, p / p.sum(axis=1, keepdims=True), labels=range(len(labels)))),
             }
@@ -180,30 +184,29 @@ class MulticlassFold:
 
 def fit_predict_fold_multiclass(
     estimator,
-    X_train: pd.DataFrame,
+    train: CaseSet,
     classes_train,
-    labels_train,
-    groups_train,
-    X_test: pd.DataFrame,
+    test: CaseSet,
     grid,
     *,
     inner_folds: int = 5,
     seed: int = 0,
     min_class_subjects: int = MIN_CLASS_SUBJECTS,
 ) -> MulticlassFold:
-    """Inner search and refit on the training part, one prediction of the test part.
+    """Inner search and refit on the training cases (target: `classes_train`), one prediction of the test cases.
 
-    Besides the fine class, the binary view every model reports: probability
-    of actionable = the summed probability of the classes whose training ROIs
-    are mostly actionable, predicted = 1 when the most probable class is one
-    of them. Raises :class:`TooFewClasses` when fewer than two fine classes
-    have `min_class_subjects` subjects in the training set.
+    ``train.y`` is the binary label. Besides the fine class, the binary view
+    every model reports: probability of actionable = the summed probability
+    of the classes whose training ROIs are mostly actionable, predicted = 1
+    when the most probable class is one of them. Raises
+    :class:`TooFewClasses` when fewer than two fine classes have
+    `min_class_subjects` subject groups in the training set.
     """
-    overlap = set(X_train["roi_id"].astype(str)) & set(X_test["roi_id"].astype(str))
+    overlap = set(map(str, train.ids)) & set(map(str, test.ids))
     if overlap:
         raise ValueError(f"{len(overlap)} ROI(s) on both sides of the fold, e.g. {sorted(overlap)[:3]}")
     classes_train = pd.Series(np.asarray(classes_train, dtype=object))
-    keep, left_out = trainable_classes(classes_train, groups_train, min_class_subjects)
+    keep, left_out = trainable_classes(classes_train, train.groups, min_class_subjects)
     if len(keep) < 2:
         raise TooFewClasses(
             f"{len(keep)} fine class(es) with at least {min_class_subjects} subjects in the training set "
@@ -212,15 +215,14 @@ def fit_predict_fold_multiclass(
     use = classes_train.astype(str).isin(keep).to_numpy() & classes_train.notna().to_numpy()
     if left_out:
         log.warning("fine classes left out of the fit (subjects below %d): %s", min_class_subjects, left_out)
-    Xf = X_train.reset_index(drop=True)[use]
+    rows = np.flatnonzero(use)
     cf = classes_train[use].astype(str).to_numpy()
-    gf = np.asarray(groups_train)[use]
-    to_binary = binary_of_classes(cf, np.asarray(labels_train)[use])
-    search = inner_search_multiclass(estimator, Xf, cf, gf, grid, inner_folds=inner_folds, seed=seed)
-    model = clone(estimator).set_params(**search.best_params)
-    model.fit(Xf.reset_index(drop=True), cf)
+    fit_cases = train.take(rows).with_labels(cf)
+    to_binary = binary_of_classes(cf, np.asarray(train.y)[rows])
+    search = inner_search_multiclass(estimator, fit_cases, grid, inner_folds=inner_folds, seed=seed)
+    model = clone(estimator).set_params(**search.best_params).fit(fit_cases.X, fit_cases.y)
     labels = search.classes
-    proba = _proba_in(model, X_test.reset_index(drop=True), labels)
+    proba = _in_order(model.predict_proba(test.X), model.classes_, labels)
     predicted_class = np.asarray(labels, dtype=object)[proba.argmax(axis=1)]
     actionable = np.array([to_binary[c] for c in labels], dtype=bool)
     record = {

@@ -1,10 +1,15 @@
-"""Paired model comparisons on the same cases: DeLong's test for AUCs, McNemar's test for accuracy.
+"""Paired model comparisons that treat cases as independent, and Holm's multiplicity adjustment.
 
 DeLong, DeLong & Clarke-Pearson (Biometrics 1988): the AUC is the mean of
 placement values; their covariance across two models gives the variance of
 the AUC difference. McNemar: only the discordant cases (one model right, the
 other wrong) carry information; exact binomial test when they are few,
 chi-square with continuity correction otherwise.
+
+Both assume independent cases. ROIs and images of one subject are not, so
+their p-values come out too small; the comparisons to quote are the clustered
+ones of :mod:`calcsig.model.clustered`, and these two are kept, labelled as
+assuming independent cases, for comparison with the literature.
 """
 
 from __future__ import annotations
@@ -133,3 +138,22 @@ def mcnemar_from_counts(
         "ci_high": float(diff + q * se),
         "n": n,
     }
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (same order; None/NaN entries stay NaN).
+
+    Sort the m finite p-values ascending, multiply the k-th smallest by
+    (m - k + 1), make the sequence non-decreasing, cap at 1. It controls the
+    family-wise error rate under any dependence between the tests.
+    """
+    p = np.array([np.nan if v is None else float(v) for v in p_values], dtype=float)
+    out = np.full(p.shape, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    if len(finite) == 0:
+        return out
+    order = finite[np.argsort(p[finite], kind="mergesort")]
+    m = len(order)
+    scaled = p[order] * (m - np.arange(m))
+    out[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    return out

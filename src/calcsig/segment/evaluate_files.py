@@ -65,6 +65,7 @@ def evaluate_segmentation_files(
     image_ids=None,
     selector_path: str | Path | None = None,
     selector_threshold: float | None = None,
+    extra: dict | None = None,
 ) -> dict:
     """Evaluate stored candidates against the corpus's truth; write metrics JSON and figures.
 
@@ -79,6 +80,7 @@ def evaluate_segmentation_files(
         kept) is then evaluated alongside under `plain_hdog` and drawn on the same
         FROC figure. Without a selector the candidates are plain HDoG.
     params : `segment` keys of `EVALUATION_KEYS`.
+    extra : further keys recorded as they are (e.g. whether a selector was used and why).
     JSON keys: `tpr_at_<fp>_fp_per_cm2` (pixel truth), `cluster_sensitivity`,
     `false_clusters_per_normal_image` (cluster truth), `froc` (curve corners), ...
     """
@@ -127,6 +129,7 @@ def evaluate_segmentation_files(
             base_metrics["froc"] = base_froc.corners()
             curves["plain HDoG"] = base_froc
         metrics["plain_hdog"] = base_metrics
+    metrics.update(extra or {})
     write_json(metrics, out_json)
     if out_froc_png is not None:
         plot_froc(curves, out_froc_png, p["fp_per_cm2"])
@@ -184,9 +187,11 @@ def evaluate_held_out(
     selector_path=None,
     selector_threshold: float | None = None,
     segmented=None,
+    selector_status: dict | None = None,
 ) -> dict:
     """Evaluate segmentation on the images outside the train split (dev and eval) that were
     segmented (`segmented`: their IDs; all when None; the quality gate may have skipped some).
+    `selector_status` ({used, reason}), when given, is recorded under `selector`.
 
     With a selector, `plain_hdog` reports the same candidates ranked by DoG
     response, so the selector's gain is measured on the same images.
@@ -206,4 +211,5 @@ def evaluate_held_out(
         image_ids=held_out,
         selector_path=selector_path,
         selector_threshold=selector_threshold,
+        extra={"selector": dict(selector_status)} if selector_status is not None else None,
     )

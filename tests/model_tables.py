@@ -1,4 +1,4 @@
-"""Small synthetic inputs of the model stage (features, corpus and split tables) for tests and benchmarks.
+"""Small simulated inputs of the model stage (features, corpus, cohort and split tables) for the tests.
 
 Actionable ROIs get objects drawn from a shifted distribution in a few
 features, so that a model has something to learn; each ROI also has a fine
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..paths import atomic_path
+from calcsig.paths import RESOURCE_DIR, atomic_path
 
 
 def make_tables(
@@ -34,7 +34,7 @@ def make_tables(
     actionable_classes=("high_risk", "dcis", "invasive"),
     fine_signal=1.0,
 ):
-    """Return dict of DataFrames: objects, rois (features), corpus_rois, images, assignment.
+    """Return dict of DataFrames: objects, rois (features), corpus_rois, cohort, images, assignment.
 
     Each subject has one breast side with a CC and an MLO image and
     `rois_per_subject` ROIs spread over them; a subject's ROIs share its
@@ -141,22 +141,53 @@ def make_tables(
     cols = ["roi_id", "object_id"] + [
         f"{fam}_f{j}" for fam, n in (("fg", n_fg), ("rp", n_rp), ("bg", n_bg)) for j in range(n)
     ]
+    corpus = pd.DataFrame(corpus)
+    image_subject = pd.DataFrame(images).set_index("image_id")["subject_id"]
     return {
         "objects": pd.DataFrame(obj_rows, columns=cols),
         "rois": pd.DataFrame(roi_rows),
-        "corpus_rois": pd.DataFrame(corpus),
+        "corpus_rois": corpus,
+        "cohort": cohort_table(corpus, image_subject, roi_split=roi_splits(pd.DataFrame(assign))),
         "images": pd.DataFrame(images),
         "assignment": pd.DataFrame(assign),
     }
 
 
+def roi_splits(assignment: pd.DataFrame) -> pd.Series:
+    """Each ROI's split (ROI rows of an assignment table), indexed by roi_id."""
+    rows = assignment[assignment["level"] == "roi"]
+    return rows.set_index("roi_id")["split"]
+
+
+def cohort_table(
+    corpus: pd.DataFrame, image_subject: pd.Series, excluded: dict | None = None, roi_split: pd.Series | None = None
+) -> pd.DataFrame:
+    """The cohort table of a simulated corpus: every ROI included, except `excluded` ({roi_id: reason});
+    `roi_split` gives each ROI's split (the cohort stage takes it from the partition)."""
+    excluded = excluded or {}
+    reason = corpus["roi_id"].map(lambda r: excluded.get(r, ""))
+    return pd.DataFrame(
+        {
+            "roi_id": corpus["roi_id"],
+            "image_id": corpus["image_id"],
+            "subject_id": corpus["image_id"].map(image_subject),
+            "split": corpus["roi_id"].map(roi_split).fillna("") if roi_split is not None else "",
+            "included": np.where(reason == "", "true", "false"),
+            "reason": reason,
+            "label": corpus["label"],
+            "fine_class": corpus["fine_class"],
+        }
+    )
+
+
 def write_tables(tables: dict, out_dir) -> dict[str, Path]:
-    """Write the tables of make_tables under out_dir; return their paths by name."""
+    """Write the tables of make_tables under out_dir; return their paths by name, and the shipped grid file's."""
     out_dir = Path(out_dir)
     files = {
         "objects": out_dir / "objects.parquet",
         "rois": out_dir / "rois.parquet",
         "corpus_rois": out_dir / "corpus_rois.tsv",
+        "cohort": out_dir / "cohort.tsv",
         "images": out_dir / "images.tsv",
         "assignment": out_dir / "assignment.tsv",
     }
@@ -166,4 +197,4 @@ def write_tables(tables: dict, out_dir) -> dict[str, Path]:
                 tables[name].to_parquet(tmp, index=False)
             else:
                 tables[name].to_csv(tmp, sep="\t", index=False, na_rep="")
-    return files
+    return {**files, "grid": RESOURCE_DIR / "model_grid.yaml"}
