@@ -27,17 +27,8 @@ pytestmark = pytest.mark.workflow
 
 MICRO = yaml.safe_load((REPO / "tests" / "data" / "micro.yaml").read_text())
 RUN = {k: v for k, v in MICRO.items() if k != "corpus"}
-ROI_COLUMNS = [
-    "roi_id",
-    "x_min",
-    "y_min",
-    "x_max",
-    "y_max",
-    "fine_class",
-    "abnormality",
-    "calc_type",
-    "calc_distribution",
-]
+BOX = ["x_min", "y_min", "x_max", "y_max"]
+ROI_COLUMNS = ["roi_id", *BOX, "fine_class", "abnormality", "calc_type", "calc_distribution"]
 
 
 @pytest.fixture(scope="module")
