@@ -95,4 +95,3 @@ def test_a_cluster_dry_run_uses_the_slurm_profile_alone(tmp_path):
     assert f"Using profile {PROFILE.parent} for setting default command line arguments" in output
     assert "workflow specific profile" not in output
     assert "corpus" in output.split("Job stats:")[1]
-
