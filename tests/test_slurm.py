@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -68,24 +69,25 @@ def slurm_cluster():
 
 
 def deploy(workdir: Path, *overrides: dict) -> Path:
-    """A working directory holding config.yaml and one partial config per override (tiny.yaml, changed1.yaml...)."""
+    """A working directory holding config.yaml and the partial configs, applied in the order given."""
     workdir.mkdir(parents=True)
     shutil.copy(REPO / "config.yaml", workdir / "config.yaml")
-    for name, override in zip(config_names(len(overrides)), overrides):
-        (workdir / name).write_text(yaml.safe_dump(override))
+    for override in overrides:
+        add_config(workdir, override)
     return workdir
 
 
-def config_names(count: int) -> list[str]:
-    return ["tiny.yaml", *(f"changed{i}.yaml" for i in range(1, count))]
+def add_config(workdir: Path, override: dict) -> None:
+    """One more partial config, applied after those already there."""
+    (workdir / f"override{len(overrides_of(workdir)) + 1}.yaml").write_text(yaml.safe_dump(override))
+
+
+def overrides_of(workdir: Path) -> list[str]:
+    return sorted((p.name for p in workdir.glob("override*.yaml")), key=lambda name: int(name[8:-5]))
 
 
 def configfiles(workdir: Path) -> list[str]:
-    return ["--configfile", *sorted((p.name for p in workdir.glob("*.yaml") if p.name != "config.yaml"), key=_order)]
-
-
-def _order(name: str) -> tuple:
-    return (name != "tiny.yaml", name)
+    return ["--configfile", *overrides_of(workdir)]
 
 
 def local_run(workdir: Path) -> None:
@@ -102,9 +104,10 @@ def cluster_env() -> dict:
     return env
 
 
-def cluster_command(workdir: Path) -> list[str]:
+def cluster_command(workdir: Path, targets: tuple[str, ...] = ()) -> list[str]:
     return [
         *SNAKEMAKE,
+        *targets,
         "--profile",
         str(REPO / "profiles" / "slurm"),
         *configfiles(workdir),
@@ -141,7 +144,7 @@ def snakemake_job(output: str, slurm_job: str) -> str:
 
 def accounting(name: str) -> list[dict]:
     """sacct's records (job allocations only) of the jobs named `name`, the plugin's run ID."""
-    fields = ["JobIDRaw", "State", "Account", "ExitCode"]
+    fields = ["JobIDRaw", "State", "Account", "End"]
     out = subprocess.run(
         ["sacct", "-X", "-n", "-P", "--name", name, "-S", "now-1days", "-o", ",".join(fields)],
         capture_output=True,
@@ -175,12 +178,16 @@ def assert_same_results(actual: Path, expected: Path) -> None:
 class Watched:
     """A snakemake run in the background whose combined output is read as it grows."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, *targets: str):
         self.log = workdir / "snakemake-output.txt"
         self.slurm_name = None  # the plugin's run ID, once known
         self._sink = self.log.open("w")
         self.process = subprocess.Popen(
-            cluster_command(workdir), cwd=workdir, stdout=self._sink, stderr=subprocess.STDOUT, env=cluster_env()
+            cluster_command(workdir, targets),
+            cwd=workdir,
+            stdout=self._sink,
+            stderr=subprocess.STDOUT,
+            env=cluster_env(),
         )
 
     def output(self) -> str:
@@ -312,7 +319,7 @@ def cancellation(runs):
     retry too; what was seen, for the tests below."""
     workdir = runs["root"] / "cancelled"
     shutil.copytree(runs["cluster"], workdir, symlinks=True)
-    (workdir / "changed1.yaml").write_text(yaml.safe_dump(WIDER_BAND))
+    add_config(workdir, WIDER_BAND)
     seen = {"workdir": workdir}
     run = Watched(workdir)
     try:
@@ -382,3 +389,40 @@ def test_a_resume_after_the_cancellation_gives_the_bytes_of_a_clean_run_of_the_c
     clean = deploy(runs["root"] / "clean_changed", TINY, WIDER_BAND)
     local_run(clean)
     assert_same_results(workdir, clean)
+
+
+# --- a job that fails ----------------------------------------------------------------------------------------------
+
+REPORT = re.compile(
+    r"\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]\nError in rule \w+:\n    message: SLURM-job '(\d+)' failed"
+)
+
+
+def test_a_failing_job_is_reported_with_its_slurm_state_and_error_within_a_minute_and_retried_once(
+    slurm_cluster, tmp_path
+):
+    # a manifest whose image does not exist: the corpus job fails on the node, naming the row
+    workdir = deploy(tmp_path / "failing", {"corpus": {"source": "csv", "path": "manifest.csv"}})
+    (workdir / "manifest.csv").write_text("image_id,subject_id,image_path,label\nIMG1,S1,missing.png,benign\n")
+    run = Watched(workdir, "results/corpus/images.tsv")
+    try:
+        exit_code = run.finish(timeout_s=600)
+    finally:
+        run.stop()
+    output = run.output()
+    assert exit_code != 0 and output.count("Trying to restart job") == 1, output[-4000:]
+
+    reports = {m.group(2): datetime.strptime(m.group(1), "%a %b %d %H:%M:%S %Y") for m in REPORT.finditer(output)}
+    assert sorted(reports) == sorted(submissions(output)) and len(reports) == 2, output[-4000:]
+    ended = {r["JobIDRaw"]: r for r in accounting(run_id(output))}
+    for job, reported_at in reports.items():
+        assert ended[job]["State"] == "FAILED"
+        assert f"SLURM-job '{job}' failed, SLURM status is: 'FAILED'" in output
+        noticed_s = (reported_at - datetime.fromisoformat(ended[job]["End"])).total_seconds()
+        assert noticed_s < NOTICED_WITHIN_S, f"job {job} failure reported {noticed_s:.0f} s after it ended"
+        # the job's Slurm log, shown in the report, says what went wrong
+        assert (
+            "manifest.csv row(s) 2, column 'image_path': missing.png: no such file"
+            in submissions(output)[job].read_text()
+        )
+    assert "missing.png: no such file" in output
