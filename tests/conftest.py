@@ -24,3 +24,11 @@ def finished_tiny_run(tmp_path_factory) -> Path:
     workdir = deploy(tmp_path_factory.mktemp("tiny") / "run", TINY)
     snakemake(workdir, "--configfile", "tiny.yaml")
     return workdir
+
+
+@pytest.fixture(scope="session")
+def micro_corpus(tmp_path_factory) -> dict:
+    """The micro synthetic corpus (tables, images, truth masks) in a folder of its own, to build sources from."""
+    from micro_sources import generate_micro_corpus
+
+    return generate_micro_corpus(tmp_path_factory.mktemp("micro_corpus"))

@@ -9,69 +9,19 @@ with a label table, and the CBIS-DDSM tables without their images.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from dicom_files import write_mammogram
+from micro_sources import RUN, manifest_rows
 from pydicom import uid
-from test_workflow import REPO, deploy, snakemake
+from test_workflow import deploy, snakemake
 
 from calcsig.imageio import read_image
-from calcsig.ingest.synthetic import ingest_synthetic
 
 pytestmark = pytest.mark.workflow
-
-MICRO = yaml.safe_load((REPO / "tests" / "data" / "micro.yaml").read_text())
-RUN = {k: v for k, v in MICRO.items() if k != "corpus"}
-BOX = ["x_min", "y_min", "x_max", "y_max"]
-ROI_COLUMNS = ["roi_id", *BOX, "fine_class", "abnormality", "calc_type", "calc_distribution"]
-
-
-@pytest.fixture(scope="module")
-def micro_corpus(tmp_path_factory) -> dict:
-    """The micro synthetic corpus's tables, images and truth masks, in a folder of their own."""
-    root = tmp_path_factory.mktemp("micro_corpus")
-    tables = ingest_synthetic(None, {**MICRO["corpus"]["synthetic"], "seed": 20261122}, root)
-    return {**tables, "root": root}
-
-
-def manifest_rows(corpus: dict, data: Path, truth: bool, geometry: bool) -> pd.DataFrame:
-    """One row per ROI (or per image without one), with the images copied under `data`."""
-    images = corpus["images"].set_index("image_id")
-    rows = []
-    for image_id, image in images.iterrows():
-        image_file = data / "images" / Path(image["path"]).name
-        image_file.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(image["path"], image_file)
-        base = {
-            "image_id": image_id,
-            "subject_id": image["subject_id"],
-            "image_path": f"images/{image_file.name}",
-            "pixel_spacing_mm": image["pixel_spacing_mm"],
-            "laterality": image["laterality"],
-            "view": image["view"],
-            "age": image["age"],
-            "density": image["density"],
-            "site": image["site"],
-        }
-        if truth:
-            truth_file = data / "truth" / Path(image["truth_mask_path"]).name
-            truth_file.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(image["truth_mask_path"], truth_file)
-            base["truth_mask_path"] = f"truth/{truth_file.name}"
-        rois = corpus["rois"][corpus["rois"]["image_id"] == image_id]
-        if rois.empty:
-            rows.append({**base, "label": ""})
-        for _, roi in rois.iterrows():
-            row = {**base, "label": roi["label"], **{c: roi[c] for c in ROI_COLUMNS}}
-            if not geometry:
-                row.update({c: "" for c in ("roi_id", *BOX)})
-            rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def run_to_report(workdir: Path, corpus_config: dict) -> Path:
