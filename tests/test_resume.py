@@ -82,24 +82,20 @@ def clone(reference: Path, workdir: Path) -> Path:
     return workdir
 
 
-def start(workdir: Path, *configfiles: str) -> subprocess.Popen:
+def start(workdir: Path, *arguments: str) -> subprocess.Popen:
+    """Snakemake in the background with `arguments` after --configfile (config files, then -- and targets)."""
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(REPO / "Snakefile"),
-            "--cores",
-            "2",
-            "--configfile",
-            *configfiles,
-        ],
+        [*SNAKEMAKE, "--configfile", *arguments],
         cwd=workdir,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def changed_since(workdir: Path, pattern: str, before: dict) -> bool:
+    """Whether a file matching `pattern` appeared or was rewritten since `before` (path -> mtime)."""
+    return any(p not in before or p.stat().st_mtime_ns != before[p] for p in workdir.glob(pattern))
 
 
 def wait_for(predicate, run: subprocess.Popen, seconds: float = 600) -> None:
@@ -146,23 +142,49 @@ def stop(run: subprocess.Popen, workdir: Path, how: str, script: str) -> None:
     assert not jobs_of(workdir), "a job outlived its run"
 
 
-@pytest.mark.parametrize("changed", [False, True], ids=["same config", "parameter changed before the resume"])
-@pytest.mark.parametrize("how", ["kill snakemake", "kill one job"])
+CASES = [
+    ("kill snakemake", False),
+    ("kill snakemake", True),
+    ("kill one job", False),
+    ("kill one job", True),
+]
+
+
+def stage_outputs(reference: Path, underway: str) -> list[str]:
+    """The stage's outputs in a clean run (paths relative to the working directory), to resume to."""
+    return sorted(p.relative_to(reference).as_posix() for p in reference.glob(underway))
+
+
+def results_under(workdir: Path, prefixes: tuple[str, ...]) -> dict[str, str]:
+    return {k: v for k, v in result_digests(workdir).items() if k.startswith(prefixes)}
+
+
 @pytest.mark.parametrize("stage", list(STAGES))
-def test_a_stopped_run_resumes_to_the_results_of_a_clean_run(clean_micro_run, tmp_path, stage, how, changed):
+def test_a_stopped_run_resumes_to_the_results_of_a_clean_run(clean_micro_run, tmp_path, stage):
+    """Four stops in this stage, each resumed to the stage's results and compared; then the whole run.
+
+    Each stop: Snakemake killed, or one of the stage's jobs killed, after the stage
+    was started either again from scratch (its results removed) or with a changed
+    parameter; the resume uses the original config, so a half-done change is undone.
+    """
     workdir = clone(clean_micro_run, tmp_path / "run")
     removed, underway, change = STAGES[stage]
-    configs = ["tiny.yaml"]
-    if changed:
-        (workdir / "change.yaml").write_text(yaml.safe_dump(change))
-        configs.append("change.yaml")
-    else:
-        shutil.rmtree(workdir / removed)
-    before = {p: p.stat().st_mtime_ns for p in workdir.glob(underway)}
-    run = start(workdir, *configs)
-    wait_for(lambda: any(p not in before or p.stat().st_mtime_ns != before[p] for p in workdir.glob(underway)), run)
-    stop(run, workdir, how, stage)
-    if how == "kill snakemake":
-        snakemake(workdir, "--unlock")
-    snakemake(workdir, "--configfile", "tiny.yaml")  # the original config: any half-done change is undone
+    (workdir / "change.yaml").write_text(yaml.safe_dump(change))
+    targets = stage_outputs(clean_micro_run, underway)
+    upstream_and_stage = ("results/corpus/", "results/splits/", "results/cohort/checked", removed)
+    for how, changed in CASES:
+        configs = ["tiny.yaml", "change.yaml"] if changed else ["tiny.yaml"]
+        if not changed:
+            shutil.rmtree(workdir / removed)
+        before = {p: p.stat().st_mtime_ns for p in workdir.glob(underway)}
+        run = start(workdir, *configs, "--", *targets)
+        wait_for(lambda before=before: changed_since(workdir, underway, before), run)
+        stop(run, workdir, how, stage)
+        if how == "kill snakemake":
+            snakemake(workdir, "--unlock")
+        snakemake(workdir, "--configfile", "tiny.yaml", "--", *targets)
+        got, want = results_under(workdir, upstream_and_stage), results_under(clean_micro_run, upstream_and_stage)
+        differ = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+        assert not differ, f"{how}, {'parameter changed' if changed else 'same config'}: {differ[:10]}"
+    snakemake(workdir, "--configfile", "tiny.yaml")  # everything downstream, as far as it needs rerunning
     assert_same_results(workdir, clean_micro_run)
