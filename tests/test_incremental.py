@@ -13,9 +13,11 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from micro_sources import RUN, manifest_rows
+from PIL import Image
 from test_resume import assert_same_results
 from test_workflow import deploy, snakemake
 
@@ -53,6 +55,13 @@ def manifest(micro_corpus, tmp_path_factory):
     return data, rows, splits, held_back
 
 
+def replace_with_mirror(source: Path, target: Path) -> None:
+    """Write `source`'s image, mirrored left to right, over `target` (a PNG)."""
+    with Image.open(source) as image:
+        mirrored = np.asarray(image)[:, ::-1]
+    Image.fromarray(np.ascontiguousarray(mirrored)).save(target)
+
+
 def workdir_with_data(tmp_path: Path, data: Path) -> Path:
     workdir = tmp_path / "run"
     shutil.copytree(data, workdir / "data")
@@ -78,18 +87,19 @@ def test_an_edited_label_and_a_replaced_image_are_noticed_and_end_as_a_clean_run
     workdir = deploy_csv(workdir_with_data(tmp_path, data), rows, splits)
     snakemake(workdir, "--configfile", "tiny.yaml")
 
-    # after ingest: one ROI's label flipped in the manifest, and one image file replaced by another image
+    # after ingest: one ROI's label flipped in the manifest, and one image file replaced by another
+    # image, mirrored (an exact copy would rightly stop the run: the audit finds the duplicate)
     edited = rows.copy()
     flipped = edited.index[edited["roi_id"] != ""][0]
     edited.loc[flipped, "label"] = {"benign": "actionable", "actionable": "benign"}[edited.loc[flipped, "label"]]
     first, second = sorted(edited["image_path"].unique())[:2]
     edited.to_csv(workdir / "data" / "manifest.csv", index=False)
-    shutil.copy(workdir / "data" / second, workdir / "data" / first)
+    replace_with_mirror(workdir / "data" / second, workdir / "data" / first)
     snakemake(workdir, "--configfile", "tiny.yaml")
     corpus_rois = pd.read_csv(workdir / "results/corpus/rois.tsv", sep="\t", keep_default_na=False).set_index("roi_id")
     assert corpus_rois.at[edited.loc[flipped, "roi_id"], "label"] == edited.loc[flipped, "label"]
 
     clean = deploy_csv(workdir_with_data(tmp_path / "clean", data), edited, splits)
-    shutil.copy(clean / "data" / second, clean / "data" / first)
+    replace_with_mirror(clean / "data" / second, clean / "data" / first)
     snakemake(clean, "--configfile", "tiny.yaml")
     assert_same_results(workdir, clean)

@@ -29,23 +29,34 @@ pytestmark = pytest.mark.workflow
 MICRO = yaml.safe_load((REPO / "tests" / "data" / "micro.yaml").read_text())
 VOLATILE = re.compile(rb"<!-- volatile:start -->.*?<!-- volatile:end -->", re.S)
 
-# per stage (named by its rule and script): the results to remove so it runs again, the files that
-# show it is under way, and a parameter change that reruns it
+# per stage (named by its rule and script): its results folder, the files that show it is under way,
+# a parameter change that reruns it, and the rule outputs in its folder (what a resume of the stage builds)
 STAGES = {
-    "segment": ("results/segment", "results/segment/batches/*.tsv", {"segment": {"threshold_noise": 4.5}}),
-    "masks": ("results/masks", "results/masks/batches/*.tsv", {"masks": {"background_band_mm": 2.0}}),
+    "segment": (
+        "results/segment",
+        "results/segment/batches/*.tsv",
+        {"segment": {"threshold_noise": 4.5}},
+        ("results/segment/batches/*.tsv", "results/segment/*.joblib", "results/segment/*.png"),
+    ),
+    "masks": (
+        "results/masks",
+        "results/masks/batches/*.tsv",
+        {"masks": {"background_band_mm": 2.0}},
+        ("results/masks/batches/*.tsv",),
+    ),
     "features": (
         "results/features",
         "results/features/batches/*.tsv",
         {"features": {"families": {"topology": False}}},
+        ("results/features/batches/*.tsv", "results/features/*s.parquet"),
     ),
     "model_fold": (
         "results/model",
         "results/model/outer*/*/predictions.parquet",
         {"model": {"target_sensitivity": 0.9}},
+        ("results/model/outer*/*/*", "results/model/predictions.parquet"),
     ),
 }
-
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
 
 
@@ -150,9 +161,9 @@ CASES = [
 ]
 
 
-def stage_outputs(reference: Path, underway: str) -> list[str]:
-    """The stage's outputs in a clean run (paths relative to the working directory), to resume to."""
-    return sorted(p.relative_to(reference).as_posix() for p in reference.glob(underway))
+def stage_outputs(reference: Path, patterns) -> list[str]:
+    """The stage's rule outputs in a clean run (paths relative to the working directory), to resume to."""
+    return sorted({p.relative_to(reference).as_posix() for pattern in patterns for p in reference.glob(pattern)})
 
 
 def results_under(workdir: Path, prefixes: tuple[str, ...]) -> dict[str, str]:
@@ -168,9 +179,9 @@ def test_a_stopped_run_resumes_to_the_results_of_a_clean_run(clean_micro_run, tm
     parameter; the resume uses the original config, so a half-done change is undone.
     """
     workdir = clone(clean_micro_run, tmp_path / "run")
-    removed, underway, change = STAGES[stage]
+    removed, underway, change, outputs = STAGES[stage]
     (workdir / "change.yaml").write_text(yaml.safe_dump(change))
-    targets = stage_outputs(clean_micro_run, underway)
+    targets = stage_outputs(clean_micro_run, outputs)
     upstream_and_stage = ("results/corpus/", "results/splits/", "results/cohort/checked", removed)
     for how, changed in CASES:
         configs = ["tiny.yaml", "change.yaml"] if changed else ["tiny.yaml"]
