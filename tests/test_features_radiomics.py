@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import yaml
+from conftest import REPO_ROOT
 from radiomics import featureextractor
 from scipy import ndimage as ndi
 
 from calcsig.features.radiomics_fast import CroppedExtractor, ExtractionCounts, object_band_crop
-from calcsig.paths import REPO_ROOT
 
 FG_YAML = REPO_ROOT / "resources" / "radiomics_foreground.yaml"
 BG_YAML = REPO_ROOT / "resources" / "radiomics_background.yaml"

@@ -4,13 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import REPO_ROOT
 from PIL import Image
 
 from calcsig.errors import ConfigError
 from calcsig.features.stage import extract_roi_features, features_params, roi_features
 from calcsig.features.table import QC_NAMES, default_catalogue_markdown
 from calcsig.masks import roi_masks
-from calcsig.paths import REPO_ROOT, SCHEMA_DIR
+from calcsig.paths import SCHEMA_DIR
 
 SPACING = 0.07
 
@@ -139,7 +140,7 @@ def test_schema_defaults_and_unknown_keys():
 
 
 def test_generated_feature_catalogue_is_current():
-    assert (REPO_ROOT / "docs" / "features.md").read_text() == default_catalogue_markdown(), (
+    assert (REPO_ROOT / "docs" / "features.md").read_text() == default_catalogue_markdown(REPO_ROOT / "resources"), (
         "regenerate with: python -m calcsig.features.table docs/features.md"
     )
 

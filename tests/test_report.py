@@ -4,6 +4,7 @@ the same inputs giving the same bytes outside the one volatile block."""
 import copy
 import re
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -203,14 +204,12 @@ def test_each_operating_point_gets_its_rule_and_confusion_matrix(page):
 
 
 def test_recorded_feature_importances_are_listed_with_their_meaning(inputs, config, tmp_path):
-    from calcsig.paths import RESOURCE_DIR
+    from calcsig.features.gather import write_feature_catalogue
 
-    paths = dict(
-        inputs,
-        radiomics_foreground=RESOURCE_DIR / "radiomics_foreground.yaml",
-        radiomics_background=RESOURCE_DIR / "radiomics_background.yaml",
-    )
-    page = render(paths, config, tmp_path)
+    shipped = Path(__file__).resolve().parents[1] / "resources"
+    catalogue = tmp_path / "catalogue.tsv"
+    write_feature_catalogue(shipped / "radiomics_foreground.yaml", shipped / "radiomics_background.yaml", 8, catalogue)
+    page = render(dict(inputs, catalogue=catalogue), config, tmp_path)
     table = page.split('id="features-importance"')[1].split("</table>")[0]
     assert table.index("rp_area_mm2") < table.index("mean__dist_linearity") < table.index("cluster_7")
     assert "pixel count x spacing^2" in table  # rp_area_mm2's catalogue entry

@@ -456,6 +456,7 @@ def final_targets(wildcards):
             *features_manifests(),
             "results/features/objects.parquet",
             "results/features/rois.parquet",
+            "results/features/catalogue.tsv",
             *prediction_files(),
             *search_files(),
             "results/model/predictions.parquet",
@@ -495,8 +496,7 @@ def report_inputs(wildcards):
             models="results/metrics/models.json",
             models_table="results/metrics/models.tsv",
             importance=f"results/model/outereval/{main}/search.json",
-            radiomics_foreground=shipped(config["features"]["radiomics_foreground"]),
-            radiomics_background=shipped(config["features"]["radiomics_background"]),
+            catalogue="results/features/catalogue.tsv",
         )
     return inputs
 

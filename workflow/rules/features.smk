@@ -25,15 +25,21 @@ rule features:
 rule gather_features:
     input:
         manifests=lambda wildcards: features_manifests(),
+        foreground_settings=shipped(config["features"]["radiomics_foreground"]),
+        background_settings=shipped(config["features"]["radiomics_background"]),
         code=code("gather_features.py"),
     output:
         objects="results/features/objects.parquet",
         rois="results/features/rois.parquet",
+        # every feature column of this run and its meaning (what docs/features.md shows for the defaults)
+        catalogue="results/features/catalogue.tsv",
     log:
         "logs/features/gather_features.log",
     benchmark:
         "results/benchmarks/features/gather_features.tsv"
     conda:
         "../../envs/features.yaml"
+    params:
+        n_scales=len(config["masks"]["dilation_scales_mm"]),
     script:
         "../scripts/gather_features.py"

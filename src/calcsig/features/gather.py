@@ -29,3 +29,20 @@ def gather_feature_tables(object_paths, roi_paths, out_objects, out_rois) -> tup
         with atomic_path(out) as tmp:
             table.to_parquet(tmp, index=False)
     return objects, rois
+
+
+def write_feature_catalogue(radiomics_foreground, radiomics_background, n_scales: int, out_tsv) -> pd.DataFrame:
+    """Every feature column of this run with its table, family, unit and meaning (TSV, as docs/features.md).
+
+    radiomics_foreground, radiomics_background : the run's pyradiomics settings files;
+    n_scales : the number of dilation scales (masks.dilation_scales_mm).
+    """
+    from .radiomics_fast import CroppedExtractor
+    from .table import feature_catalogue
+
+    catalogue = feature_catalogue(
+        CroppedExtractor(radiomics_foreground, "fg_"), CroppedExtractor(radiomics_background, "bg_"), n_scales
+    )
+    with atomic_path(out_tsv) as tmp:
+        catalogue.to_csv(tmp, sep="\t", index=False)
+    return catalogue

@@ -27,7 +27,7 @@ from calcsig.features.radiomics_fast import CroppedExtractor, ExtractionCounts, 
 from calcsig.features.regionprops import REGIONPROPS_NAMES, region_properties
 from calcsig.features.table import object_columns, roi_columns
 from calcsig.features.topology import multiscale_topology, topology_names
-from calcsig.paths import REPO_ROOT, SCHEMA_DIR, atomic_path
+from calcsig.paths import SCHEMA_DIR, atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +62,8 @@ def features_params(params: dict | None) -> dict:
 
 @functools.lru_cache(maxsize=8)
 def radiomics_extractor(params_file: str, prefix: str) -> CroppedExtractor:
-    """One extractor per parameter file and process (built once, reused for every ROI)."""
+    """One extractor per parameter file (relative to the working directory) and process, reused for every ROI."""
     path = Path(params_file)
-    if not path.is_absolute():
-        path = REPO_ROOT / path
     if not path.is_file():
         raise ConfigError(f"config key 'features.radiomics_*': parameter file {path} does not exist")
     return CroppedExtractor(path, prefix)

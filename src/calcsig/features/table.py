@@ -15,7 +15,6 @@ from calcsig.features.distribution import DISTRIBUTION_NAMES, HANDCRAFTED_NAMES
 from calcsig.features.radiomics_fast import CroppedExtractor
 from calcsig.features.regionprops import REGIONPROPS_NAMES
 from calcsig.features.topology import GRAPH_FEATURES, topology_names
-from calcsig.paths import REPO_ROOT
 
 FOREGROUND_YAML = "resources/radiomics_foreground.yaml"
 BACKGROUND_YAML = "resources/radiomics_background.yaml"
@@ -264,15 +263,16 @@ def render_markdown(catalogue: pd.DataFrame, n_fg: int, n_bg: int) -> str:
     return text + "\n".join(lines) + "\n"
 
 
-def default_catalogue_markdown() -> str:
-    """docs/features.md for the shipped parameter files and 8 dilation scales."""
-    fg = CroppedExtractor(REPO_ROOT / FOREGROUND_YAML, "fg_")
-    bg = CroppedExtractor(REPO_ROOT / BACKGROUND_YAML, "bg_")
+def default_catalogue_markdown(resources: str | Path = "resources") -> str:
+    """docs/features.md for the shipped parameter files (in `resources`) and 8 dilation scales."""
+    fg = CroppedExtractor(Path(resources) / Path(FOREGROUND_YAML).name, "fg_")
+    bg = CroppedExtractor(Path(resources) / Path(BACKGROUND_YAML).name, "bg_")
     return render_markdown(feature_catalogue(fg, bg), len(fg.feature_names), len(bg.feature_names))
 
 
 def main(argv: list[str]) -> int:
-    target = Path(argv[0]) if argv else REPO_ROOT / "docs" / "features.md"
+    """`python -m calcsig.features.table docs/features.md` from the repository root."""
+    target = Path(argv[0]) if argv else Path("docs") / "features.md"
     target.write_text(default_catalogue_markdown())
     return 0
 

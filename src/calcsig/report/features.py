@@ -62,16 +62,10 @@ def meaning(feature: str, catalogue: dict[str, str]) -> str:
 
 
 def load_catalogue(inputs: Inputs) -> dict[str, str]:
-    """Column -> description from the feature catalogue of the run's radiomics settings (docs/features.md)."""
-    if not (inputs.has("radiomics_foreground") and inputs.has("radiomics_background")):
+    """Column -> description from the run's feature catalogue (written by the features stage, as docs/features.md)."""
+    if not inputs.has("catalogue"):
         return {}
-    from ..features.radiomics_fast import CroppedExtractor
-    from ..features.table import feature_catalogue
-
-    catalogue = feature_catalogue(
-        CroppedExtractor(inputs.path("radiomics_foreground"), "fg_"),
-        CroppedExtractor(inputs.path("radiomics_background"), "bg_"),
-    )
+    catalogue = pd.read_csv(inputs.path("catalogue"), sep="\t", dtype=str, keep_default_na=False)
     return dict(zip(catalogue["column"], catalogue["description"]))
 
 

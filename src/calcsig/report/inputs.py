@@ -35,14 +35,13 @@ INPUTS = {
     "models": "results/metrics/models.json (model evaluation)",
     "models_table": "results/metrics/models.tsv (model evaluation)",
     "importance": "the final main model's search.json (model stage)",
-    "radiomics_foreground": "the foreground radiomics settings (features.radiomics_foreground)",
-    "radiomics_background": "the background radiomics settings (features.radiomics_background)",
+    "catalogue": "results/features/catalogue.tsv (features: every feature column and its meaning)",
 }
 
 
 # Inputs that exist only when images have pixels, and only when ROIs are located on such images.
 IMAGE_STAGE_INPUTS = {"segmentation", "gallery", "gallery_worst"}
-ROI_STAGE_INPUTS = {"features", "objects", "models", "models_table", "importance"}
+ROI_STAGE_INPUTS = {"features", "objects", "models", "models_table", "importance", "catalogue"}
 
 
 class ReportInputError(CalcsigError):
