@@ -48,13 +48,13 @@ STAGES = {
         "results/features",
         "results/features/batches/*.tsv",
         {"features": {"families": {"topology": False}}},
-        ("results/features/batches/*.tsv", "results/features/*s.parquet"),
+        ("results/features/batches/*.tsv", "results/features/objects.parquet", "results/features/rois.parquet"),
     ),
     "model_fold": (
         "results/model",
         "results/model/outer*/*/predictions.parquet",
         {"model": {"target_sensitivity": 0.9}},
-        ("results/model/outer*/*/*", "results/model/predictions.parquet"),
+        ("results/model/outer*/*/*.*", "results/model/predictions.parquet"),
     ),
 }
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
@@ -163,7 +163,8 @@ CASES = [
 
 def stage_outputs(reference: Path, patterns) -> list[str]:
     """The stage's rule outputs in a clean run (paths relative to the working directory), to resume to."""
-    return sorted({p.relative_to(reference).as_posix() for pattern in patterns for p in reference.glob(pattern)})
+    found = {p for pattern in patterns for p in reference.glob(pattern) if not p.name.startswith(".")}
+    return sorted(p.relative_to(reference).as_posix() for p in found)
 
 
 def results_under(workdir: Path, prefixes: tuple[str, ...]) -> dict[str, str]:
