@@ -10,13 +10,14 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 from calcsig.errors import CalcsigError
+from calcsig.segment.inserted import insert_lesions_file
 from calcsig.segment.insertion import (
     HIGHPASS_SIGMA_PX,
     film_rng,
     insert_clusters,
     local_noise,
 )
-from calcsig.segment.insertion_files import evaluate_lesion_insertion, held_out_normal_films, insert_lesions_file
+from calcsig.segment.insertion_evaluation import evaluate_lesion_insertion, held_out_normal_films
 from calcsig.segment.selector import CandidateSelector, train_selector_for_scope
 from calcsig.segment.store import SELECTOR_FEATURE_COLUMNS, segment_image_file
 from calcsig.synthetic.calcifications import render_cluster

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from calcsig.batch import code_digest, recipe, run_batch
 from calcsig.logs import log_to
-from calcsig.segment.insertion_files import insert_lesions_file
+from calcsig.segment.inserted import insert_lesions_file
 
 out_dir = Path(snakemake.output[0]).parent.parent
 params, seed = snakemake.params.segment, snakemake.params.seed

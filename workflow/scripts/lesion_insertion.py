@@ -2,7 +2,7 @@
 
 from calcsig.batch import read_manifests
 from calcsig.logs import log_to
-from calcsig.segment.insertion_files import evaluate_lesion_insertion
+from calcsig.segment.insertion_evaluation import evaluate_lesion_insertion
 
 inputs = snakemake.input
 stored = read_manifests(inputs.inserted)

@@ -129,7 +129,7 @@ def evaluate_segmentation_files(
         at least the threshold; plain HDoG (the same candidates ranked by DoG
         response, all kept) is then evaluated alongside under `plain_hdog` and drawn
         on the same figure. Without a selector the candidates are plain HDoG.
-    lesion_insertion : the result of `calcsig.segment.insertion_files.evaluate_lesion_insertion`,
+    lesion_insertion : the result of `calcsig.segment.insertion_evaluation.evaluate_lesion_insertion`,
         stored under `lesion_insertion` and drawn as its own FROC panel.
     params : `segment` keys of `EVALUATION_KEYS`.
     JSON keys: `tpr_at_<fp>_fp_per_cm2` (pixel truth), `cluster_sensitivity`,

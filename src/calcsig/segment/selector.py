@@ -444,7 +444,7 @@ def train_selector_for_scope(
     circles (weak labels), else, for films of a source with circle truth and no
     ROI, "normal" (every candidate a negative). segment_dir holds each image's
     `{image_id}.npz` / `.tsv`. inserted : image_id -> (npz, tsv) of normal films with
-    inserted lesions (`calcsig.segment.insertion_files.insert_lesions_file`); those of the
+    inserted lesions (`calcsig.segment.inserted.insert_lesions_file`); those of the
     scope's images are trained on too when `selector_inserted_lesions` is on.
     out_operating_point (JSON): `threshold`, `rule`, the target, `chosen_on`, `reached`,
     `out_of_fold`, `n_images`, `n_inserted_images`, `n_subjects`, `scope`.

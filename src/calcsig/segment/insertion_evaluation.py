@@ -1,14 +1,10 @@
-"""Lesion insertion on a corpus: clusters inserted into its normal films, detected, stored, evaluated.
+"""Detection on the held-out normal films with inserted lesions, against their exact truth.
 
-`insert_lesions_file` inserts simulated clusters into one normal film
-(`calcsig.segment.insertion`) and segments the result exactly as the `segment`
-stage segments any image, storing the candidates with the inserted truth
-(`results/segment/inserted/{image_id}.npz` / `.tsv`). The training films'
-copies can train the selector; the held-out films' copies (outside the train
-split, as the segmentation evaluation) are scored by the train-split selector
-and matched to the inserted calcifications under the evaluation's matching
-rule (`evaluate_lesion_insertion`): a pixel-level FROC on real parenchyma,
-beside the synthetic corpus's.
+The normal films outside the train split (the segmentation evaluation's
+held-out images), with clusters inserted and segmented by
+`calcsig.segment.inserted`, are scored by the train-split selector and matched
+to the inserted calcifications under the evaluation's matching rule: a
+pixel-level FROC on real parenchyma, beside the synthetic corpus's.
 """
 
 from __future__ import annotations
@@ -19,20 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from calcsig.paths import atomic_path
-from calcsig.segment.breast import breast_mask
 from calcsig.segment.candidates import object_geometry
 from calcsig.segment.evaluate import ImageEval, count_inside_circles, evaluate_images
 from calcsig.segment.figures import plot_gallery
-from calcsig.segment.insertion import InsertedCluster, film_rng, insert_clusters
-from calcsig.segment.params import CANDIDATE_KEYS, INSERTION_EVALUATION_KEYS, INSERTION_KEYS, segment_params
+from calcsig.segment.inserted import inserted_film
+from calcsig.segment.insertion import InsertedCluster
+from calcsig.segment.params import INSERTION_EVALUATION_KEYS, segment_params
 from calcsig.segment.selector import load_selector, read_operating_point, score_candidates
-from calcsig.segment.store import (
-    image_spacing,
-    read_candidates,
-    read_segmentation,
-    segment_image,
-    write_segmentation,
-)
+from calcsig.segment.store import read_candidates, read_segmentation
 from calcsig.segment.truth import image_splits, normal_films
 from calcsig.tables import read_table
 
@@ -43,54 +33,6 @@ METHOD = (
     "noise (robust std within 10 mm), added to the film, rounded and clipped to its stored range; then "
     "segmented like any image and matched to the inserted calcifications"
 )
-
-
-def _inserted_film(image_path, image_id: str, pixel_spacing_mm, params: dict, seed: int):
-    """The film with clusters inserted: (pixels, spacing, truth, clusters); deterministic per seed and image."""
-    from calcsig.imageio import read_image
-
-    data = read_image(image_path)
-    spacing = image_spacing(data.pixel_spacing_mm, pixel_spacing_mm, image_path)
-    breast = breast_mask(data.pixels, spacing, params["skin_margin_mm"], params["border_margin_mm"])
-    pixels, truth, clusters = insert_clusters(
-        data.pixels,
-        spacing,
-        breast,
-        film_rng(seed, image_id),
-        params["insertion_clusters_per_image"],
-        tuple(params["insertion_contrast_snr"]),
-        params["insertion_psf_sigma_mm"],
-        params["insertion_max_radius_mm"],
-    )
-    return pixels, spacing, truth, clusters
-
-
-def insert_lesions_file(
-    image_path, image_id: str, pixel_spacing_mm: float | None, params: dict | None, seed: int, out_npz, out_tsv
-) -> dict:
-    """Insert clusters into one normal film, detect its candidates, and store both.
-
-    params : `segment` keys of `INSERTION_KEYS` (the insertion and the detection's);
-    seed : the top-level seed (the film's stream also follows its ID).
-    out_npz : the segment npz arrays plus `truth` (int32 labels of the inserted
-    calcifications) and per cluster `cluster_centre_yx_px`, `cluster_radius_mm`,
-    `cluster_contrast_snr`, `cluster_local_noise`, `cluster_labels` (first, last);
-    out_tsv : the candidate table (`calcsig.segment.store.CANDIDATE_COLUMNS`).
-    Returns counts for the batch manifest.
-    """
-    p = segment_params(params, INSERTION_KEYS)
-    pixels, spacing, truth, clusters = _inserted_film(image_path, image_id, pixel_spacing_mm, p, seed)
-    cand, table = segment_image(pixels, spacing, {k: p[k] for k in CANDIDATE_KEYS})
-    extra = {
-        "truth": truth,
-        "cluster_centre_yx_px": np.array([c.centre_yx_px for c in clusters], dtype=np.float64).reshape(-1, 2),
-        "cluster_radius_mm": np.array([c.radius_mm for c in clusters], dtype=np.float64),
-        "cluster_contrast_snr": np.array([c.contrast_snr for c in clusters], dtype=np.float64),
-        "cluster_local_noise": np.array([c.local_noise for c in clusters], dtype=np.float64),
-        "cluster_labels": np.array([c.labels for c in clusters], dtype=np.int64).reshape(-1, 2),
-    }
-    write_segmentation(cand.labels, cand.breast, spacing, table, out_npz, out_tsv, extra)
-    return {"n_clusters": len(clusters), "n_calcifications": int(truth.max()), "n_candidates": len(table)}
 
 
 def held_out_normal_films(images_tsv, rois_tsv, assignment_tsv) -> list[str]:
@@ -129,7 +71,7 @@ def evaluate_lesion_insertion(
 ) -> dict:
     """Evaluate detection on the held-out normal films with inserted lesions; write JSON (and a gallery PNG).
 
-    inserted : image_id -> (npz, tsv) written by `insert_lesions_file` (films outside the
+    inserted : image_id -> (npz, tsv) written by `calcsig.segment.inserted.insert_lesions_file` (films outside the
         held-out normal films are ignored).
     params : `segment` keys of `INSERTION_EVALUATION_KEYS`; seed : the top-level seed
         (to redraw the gallery's films, which are not stored).
@@ -204,7 +146,7 @@ def _summary(values) -> dict | None:
 def _panel(images, evaluated: ImageEval, p: dict, seed: int) -> dict:
     """A crop around the film's first inserted cluster (the film redrawn: insertion is deterministic)."""
     row = images.loc[evaluated.image_id]
-    pixels, spacing, truth, clusters = _inserted_film(row["path"], evaluated.image_id, row["pixel_spacing_mm"], p, seed)
+    pixels, spacing, truth, clusters = inserted_film(row["path"], evaluated.image_id, row["pixel_spacing_mm"], p, seed)
     cluster: InsertedCluster = clusters[0]
     half = int(round(p["gallery_crop_mm"] / spacing / 2))
     cy, cx = (int(v) for v in cluster.centre_yx_px)
