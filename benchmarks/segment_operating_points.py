@@ -18,6 +18,7 @@ Prints Markdown tables (nothing is written).
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +111,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20261122)
     args = parser.parse_args()
     workdir = args.workdir.resolve()
+    os.chdir(workdir)  # the corpus tables give paths relative to the working directory
     params = segment_params({"selector_random_state": args.seed})
     images = training_images(workdir, params)
     selector_params = {k: params[k] for k in SELECTOR_KEYS}

@@ -182,7 +182,7 @@ def test_outer_fold_selectors_segment_each_roi_with_a_selector_that_never_saw_it
     # the HDoG candidates and the held-out evaluation are shared; selectors, masks and what follows are not
     assert {"train_selector", "masks", "features", "model_fold"} <= planned
     assert planned.isdisjoint({"corpus", "partition", "segment", "evaluate_segmentation"})
-    snakemake(workdir, "--configfile", "tiny.yaml", "outer.yaml", "results/features/rois.parquet")
+    snakemake(workdir, "results/features/rois.parquet", "--configfile", "tiny.yaml", "outer.yaml")
     assignment = pd.read_csv(workdir / "results/splits/assignment.tsv", sep="\t", dtype=str, keep_default_na=False)
     rois = assignment[assignment["level"] == "roi"].set_index("roi_id")
     manifests = pd.concat(

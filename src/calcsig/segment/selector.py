@@ -4,10 +4,15 @@ Stands in for HDoGReg's CNN regression model, which cannot be shipped: a
 gradient-boosted tree classifier over the per-candidate features of
 `calcsig.segment.candidates`. Trained on candidates matched to pixel-level
 truth (positives = candidates matching a truth object under the evaluation's
-matching rule), or with weak labels from cluster circles: candidates inside an
-annotated calcification circle are (noisy) positives, candidates on normal
-films negatives, and candidates on abnormal films outside every circle are
-left out (their status is unknown).
+matching rule), or with weak labels from cluster circles: the strongest
+candidates (by DoG response) inside an annotated calcification circle are
+(noisy) positives, candidates on normal films negatives, and the other
+candidates of abnormal films are left out (their status is unknown). Normal
+films with inserted lesions (`calcsig.segment.inserted`) add exact labels.
+
+Selectors exist per scope (the train split; with selector_scope outer_fold one
+per outer fold and one on train+dev), each with its operating point
+(`calcsig.segment.operating_point`).
 """
 
 from __future__ import annotations
