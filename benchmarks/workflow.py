@@ -26,7 +26,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 TIMED_TARGET = "results/features/rois.parquet"
-UNTIMED_TARGETS = ["results/segment/selector.joblib"]
+UNTIMED_TARGETS = ["results/segment/selector/train.joblib"]
 
 
 def snakemake(workdir: Path, cores: int, *targets: str) -> None:

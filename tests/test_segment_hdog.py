@@ -139,6 +139,18 @@ def test_breast_mask_excludes_marker_border_and_skin():
     assert 0.7 < inside < 0.95  # border and skin margins remove the rest
 
 
+def test_a_film_label_joined_to_the_breast_by_a_bright_film_edge_stays_outside_it():
+    image = np.zeros((300, 240), np.uint16) + 200
+    yy, xx = np.mgrid[:300, :240]
+    breast = ((yy - 150) ** 2 / 170**2 + xx**2 / 170**2) <= 1  # reaches the top and bottom edges
+    image[breast] = 3000
+    image[0:3, :] = 4000  # the scanner's bright edge line across the top
+    image[0:30, 190:230] = 4000  # a label in the top corner, on that line
+    m = breast_mask(image, 0.2, skin_margin_mm=1.0, border_margin_mm=2.0)
+    assert not m[:40, 150:].any()
+    assert m[150, 100] and m[40, 40]
+
+
 def test_segment_image_keeps_objects_inside_breast_only():
     rng = np.random.default_rng(2)
     image = np.full((200, 200), 0.05) + rng.normal(0, 0.003, (200, 200))

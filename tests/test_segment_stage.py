@@ -130,7 +130,7 @@ def test_selector_trained_on_stored_candidates_beats_plain_hdog_on_held_out_imag
         tmp_path / "gallery.png",
         image_ids=held_out,
         selector_path=model,
-        selector_threshold=0.5,
+        operating_point={"threshold": 0.5, "rule": "fixed by segment.selector_threshold", "chosen_on": "configuration"},
     )
     assert json.loads(out.read_text()) == json.loads(json.dumps(metrics))
     # plain HDoG is the same stored candidates ranked by DoG response; the selector must beat it
@@ -138,7 +138,13 @@ def test_selector_trained_on_stored_candidates_beats_plain_hdog_on_held_out_imag
     assert metrics["tpr_at_0.4_fp_per_cm2"] > plain["tpr_at_0.4_fp_per_cm2"]
     # the operating point keeps fewer candidates than the whole curve
     assert metrics["operating_point_fp_per_cm2"] < metrics["plain_hdog"]["operating_point_fp_per_cm2"]
-    assert metrics["operating_point"] == {"threshold": 0.5}
+    assert metrics["operating_point"] == {
+        "threshold": 0.5,
+        "rule": "fixed by segment.selector_threshold",
+        "chosen_on": "configuration",
+    }
+    # native 0.1 mm images are detected as they are, and the evaluation says so
+    assert metrics["spacing"]["resampled"] is False and metrics["spacing"]["working_spacing_mm"] == SPACING
     assert (tmp_path / "froc.png").stat().st_size > 0 and (tmp_path / "gallery.png").stat().st_size > 0
 
 

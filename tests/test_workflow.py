@@ -118,6 +118,15 @@ def test_a_finished_run_has_nothing_left_to_do(tiny_runs):
     assert jobs_planned(snakemake(tiny_runs[0], "--configfile", "tiny.yaml", "-n").stdout) == set()
 
 
+def test_segmentation_json_records_the_operating_point_and_spacing_it_used(tiny_runs):
+    metrics = json.loads((tiny_runs[0] / "results/metrics/segmentation.json").read_text())
+    chosen = json.loads((tiny_runs[0] / "results/segment/selector/train.json").read_text())
+    assert metrics["operating_point"]["threshold"] == chosen["threshold"]
+    assert metrics["operating_point"]["chosen_on"] == "train split out-of-fold scores"
+    assert "target_sensitivity" in metrics["operating_point"]  # pixel truth, no cluster annotations
+    assert metrics["spacing"]["resampled"] is False  # the synthetic corpus is at 0.1 mm
+
+
 def test_a_bad_config_stops_before_anything_runs_naming_the_key(tmp_path):
     workdir = deploy(tmp_path / "bad", {"corpus": {"sourse": "synthetic"}})
     result = snakemake(workdir, "--configfile", "tiny.yaml", "-n", check=False)
@@ -168,3 +177,27 @@ def test_without_planted_extras_the_audit_finds_nothing(tiny_runs):
     audit = json.loads((tiny_runs[0] / "results/splits/audit.json").read_text())
     for finding in ("subject_overlap", "exact_duplicates", "near_duplicates", "label_conflicts"):
         assert audit[finding] == [], finding
+
+
+def test_outer_fold_selectors_segment_each_roi_with_a_selector_that_never_saw_its_image(tiny_runs, tmp_path):
+    workdir = tmp_path / "outer"
+    shutil.copytree(tiny_runs[0], workdir, copy_function=shutil.copy2, symlinks=True)
+    (workdir / "outer.yaml").write_text(yaml.safe_dump({"segment": {"selector_scope": "outer_fold"}}))
+    planned = jobs_planned(snakemake(workdir, "--configfile", "tiny.yaml", "outer.yaml", "-n").stdout)
+    # the HDoG candidates and the held-out evaluation are shared; selectors, masks and what follows are not
+    assert {"train_selector", "masks", "features", "model_fold"} <= planned
+    assert planned.isdisjoint({"corpus", "partition", "segment", "evaluate_segmentation"})
+    snakemake(workdir, "results/features/rois.parquet", "--configfile", "tiny.yaml", "outer.yaml")
+    assignment = pd.read_csv(workdir / "results/splits/assignment.tsv", sep="\t", dtype=str, keep_default_na=False)
+    rois = assignment[assignment["level"] == "roi"].set_index("roi_id")
+    manifests = pd.concat(
+        [pd.read_csv(m, sep="\t", dtype=str) for m in sorted((workdir / "results/masks/batches").glob("*.tsv"))]
+    ).set_index("roi_id")
+    for roi_id, row in manifests.iterrows():
+        split, fold = rois.at[roi_id, "split"], rois.at[roi_id, "outer_fold"]
+        assert row["selector_scope"] == (f"outer{fold}" if split in ("train", "dev") else "outer_eval"), roi_id
+    images = assignment[assignment["level"] == "image"]
+    for fold in ("1", "2"):
+        chosen = json.loads((workdir / f"results/segment/selector/outer{fold}.json").read_text())
+        trained_on = images[images["split"].isin(["train", "dev"]) & (images["outer_fold"] != fold)]
+        assert chosen["n_images"] == len(trained_on) and "outside outer fold " + fold in chosen["chosen_on"]

@@ -18,8 +18,22 @@ def test_mini_mias_is_segmented_and_scored_against_its_cluster_annotations(tmp_p
     segmented = pd.concat([pd.read_csv(m, sep="\t") for m in manifests])
     assert sorted(segmented["image_id"]) == sorted(images["image_id"])
     metrics = json.loads((workdir / "results/metrics/segmentation.json").read_text())
-    assert 0.0 <= metrics["cluster_sensitivity"] <= 1.0
-    assert metrics["false_clusters_per_normal_image"] >= 0.0
+    # 0.2 mm films are detected upsampled to 0.1 mm, and the evaluation says so
+    assert metrics["spacing"]["resampled"] and metrics["spacing"]["working_spacing_mm"] == 0.1
+    # the operating point was chosen for a cluster sensitivity on the train split's out-of-fold scores
+    chosen = metrics["operating_point"]
+    assert chosen["chosen_on"] == "train split out-of-fold scores" and chosen["target_cluster_sensitivity"] == 0.9
+    # the cluster FROC holds the operating point, and its numbers are the ones reported
+    froc = metrics["cluster_froc"]
+    at = froc["threshold"].index(chosen["threshold"])
+    assert froc["cluster_sensitivity"][at] == metrics["cluster_sensitivity"]
+    assert froc["false_clusters_per_normal_image"][at] == metrics["false_clusters_per_normal_image"]
+    plain = metrics["plain_hdog"]["cluster_froc"]
+    assert plain["cluster_sensitivity"][-1] == metrics["plain_hdog"]["cluster_sensitivity"]
+    # the held-out normal films with inserted clusters give a pixel-level FROC on real parenchyma
+    inserted = metrics["lesion_insertion"]
+    assert inserted["n_images"] == metrics["n_normal_images"] and inserted["n_clusters"] > inserted["n_images"]
+    assert inserted["plain_hdog"]["n_truth_objects"] > 100 and "froc" in inserted["selector"]
 
 
 def test_cbis_ddsm_official_split_is_honoured_and_audited_without_images(tmp_path, shared_data):

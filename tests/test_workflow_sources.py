@@ -41,7 +41,7 @@ def test_a_csv_manifest_with_pixel_truth_trains_the_selector_and_fits_the_models
     workdir = run_to_report(tmp_path / "run", {"source": "csv", "path": str(data / "manifest.csv")})
     segmentation = read_json(workdir / "results/metrics/segmentation.json")
     assert segmentation["selector"]["used"] and segmentation["n_truth_objects"] > 0
-    assert "tpr_at_0.4_fp_per_cm2" in segmentation and (workdir / "results/segment/selector.joblib").exists()
+    assert "tpr_at_0.4_fp_per_cm2" in segmentation and (workdir / "results/segment/selector/train.joblib").exists()
     models = read_json(workdir / "results/metrics/models.json")
     assert (
         models["cohort"]["n_included"] > 0 and "roc_auc" in models["models"]["bag_of_objects"]["roi"]["cv"]["metrics"]
@@ -54,7 +54,7 @@ def test_a_csv_manifest_with_boxes_and_no_truth_runs_to_the_report_with_plain_hd
     workdir = run_to_report(tmp_path / "run", {"source": "csv", "path": str(data / "manifest.csv")})
     segmentation = read_json(workdir / "results/metrics/segmentation.json")
     assert segmentation["selector"]["used"] is False and "nothing to learn from" in segmentation["selector"]["reason"]
-    assert not (workdir / "results/segment/selector.joblib").exists()
+    assert not (workdir / "results/segment/selector/train.joblib").exists()
     assert (workdir / "results/metrics/models.json").exists()
 
 

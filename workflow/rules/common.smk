@@ -31,8 +31,15 @@ from calcsig.config import load_workflow_config
 from calcsig.errors import ConfigError
 from calcsig.ingest.stage import adapter_module, source_files
 from calcsig.integrity import verify_results
+from calcsig.masks import MASKS_KEYS
 from calcsig.qc import IMAGE_QC_KEYS, ROI_QC_KEYS
-from calcsig.segment.params import CANDIDATE_KEYS, EVALUATION_KEYS, SELECTOR_KEYS
+from calcsig.segment.params import (
+    CANDIDATE_KEYS,
+    EVALUATION_KEYS,
+    INSERTION_EVALUATION_KEYS,
+    INSERTION_KEYS,
+    TRAINING_KEYS,
+)
 
 if Path(calcsig.__file__).resolve().parent != (SRC / "calcsig").resolve():
     sys.exit(f"calcsig: the workflow at {REPO} would run calcsig from {calcsig.__file__}, not from {SRC}")
@@ -49,7 +56,12 @@ for section, key in (("segment", "selector_random_state"), ("model", "seed")):
         config[section][key] = config["seed"]
 
 # Batch manifests: each lists the per-image or per-ROI files a batch job wrote, with digests.
-MANIFEST_GLOBS = ("results/segment/batches/*.tsv", "results/masks/batches/*.tsv", "results/features/batches/*.tsv")
+MANIFEST_GLOBS = (
+    "results/segment/batches/*.tsv",
+    "results/segment/inserted/batches/*.tsv",
+    "results/masks/batches/*.tsv",
+    "results/features/batches/*.tsv",
+)
 
 
 def _another_run_holds_this_directory():
@@ -300,9 +312,10 @@ def truth_images():
 
 
 def selector_inputs(wildcards):
+    """Inputs of one selector's training (its scope, wildcards.scope, picks the images from assignment.tsv)."""
     images = _corpus("images")
     truth = [t for t in images.get("truth_mask_path", []) if t]
-    return {
+    inputs = {
         "images": corpus_table("images"),
         "rois": corpus_table("rois"),
         "assignment": "results/splits/assignment.tsv",
@@ -310,34 +323,128 @@ def selector_inputs(wildcards):
         "truth": sorted(truth),
         "code": code("train_selector.py"),
     }
+    if lesion_insertion_used() and config["segment"]["selector_inserted_lesions"]:
+        inputs["inserted"] = insertion_manifests()
+    return inputs
 
 
-def with_selector(inputs):
-    """`inputs` plus the trained selector, when masks and evaluation apply one."""
-    return {**inputs, "selector": "results/segment/selector.joblib"} if selector_used() else inputs
+def selector_scopes():
+    """The selectors the masks apply: the train split's, or with selector_scope outer_fold one
+    per outer fold (train+dev outside it) and outer_eval (train+dev) for eval/external ROIs."""
+    if config["segment"]["selector_scope"] == "outer_fold":
+        return [f"outer{k}" for k in range(1, config["partition"]["outer_folds"] + 1)] + ["outer_eval"]
+    return ["train"]
+
+
+def with_selector(inputs, scopes=("train",)):
+    """`inputs` plus the trained selectors of `scopes` and their operating points, when a selector is used."""
+    if not selector_used():
+        return inputs
+    return {
+        **inputs,
+        "selectors": [f"results/segment/selector/{scope}.joblib" for scope in scopes],
+        "operating_points": [f"results/segment/selector/{scope}.json" for scope in scopes],
+    }
+
+
+def selector_files():
+    """The trained selectors and their operating points, when a selector is used."""
+    if not selector_used():
+        return []
+    return [f"results/segment/selector/{scope}.{ext}" for scope in selector_scopes() for ext in ("joblib", "json")]
 
 
 def masks_inputs(wildcards):
-    """The segment manifests of the images a ROI batch lies on, and the selector that scores their candidates."""
+    """The segment manifests of the images a ROI batch lies on, and the selectors that score their candidates."""
     images = {row["image_id"] for row in roi_items(wildcards)}
-    return with_selector({"segments": sorted({segment_manifest_of(i) for i in images}), "code": code("masks.py")})
+    return with_selector(
+        {
+            "segments": sorted({segment_manifest_of(i) for i in images}),
+            "assignment": "results/splits/assignment.tsv",
+            "code": code("masks.py"),
+        },
+        selector_scopes(),
+    )
 
 
-def segmentation_evaluation_inputs(wildcards):
+def normal_film_ids():
+    """The corpus's normal films (no finding, of a source that annotates findings), sorted."""
+    return list(_normal_film_ids(_corpus_version()))
+
+
+@functools.cache
+def _normal_film_ids(version):
+    from calcsig.segment.truth import normal_films
+
+    images, rois = _corpus("images"), _corpus("rois")
+    return tuple(sorted(images.loc[normal_films(images, rois), "image_id"]))
+
+
+def lesion_insertion_used():
+    """Whether lesions are inserted into normal films: configured, and the corpus has normal films."""
+    return config["segment"]["lesion_insertion"] and bool(normal_film_ids())
+
+
+@functools.cache
+def _insertion_batches(version):
+    return chunk(normal_film_ids(), config["execution"]["images_per_job"])
+
+
+def insertion_manifests():
+    return expand("results/segment/inserted/batches/{batch}.tsv", batch=_insertion_batches(_corpus_version()))
+
+
+def normal_film_items(wildcards):
+    """What an insert_lesions batch job needs of each of its films (and what its recipe is made of)."""
+    images = _corpus("images").set_index("image_id")
+    return [
+        {
+            "image_id": i,
+            "path": images.at[i, "path"],
+            "pixel_spacing_mm": float(images.at[i, "pixel_spacing_mm"]),
+            "sha256": images.at[i, "sha256"],
+        }
+        for i in _insertion_batches(_corpus_version())[wildcards.batch]
+    ]
+
+
+def insertion_inputs(wildcards):
+    return {
+        "films": [item["path"] for item in normal_film_items(wildcards)],
+        "code": code("insert_lesions.py"),
+    }
+
+
+def lesion_insertion_inputs(wildcards):
     return with_selector(
         {
             "images": corpus_table("images"),
             "rois": corpus_table("rois"),
             "assignment": "results/splits/assignment.tsv",
-            "segmented": segment_manifests(),
-            "code": code("evaluate_segmentation.py"),
+            "inserted": insertion_manifests(),
+            "code": code("lesion_insertion.py"),
         }
     )
 
 
-def operating_threshold():
-    """The selector's score threshold the masks and evaluation apply (None: plain HDoG, every candidate)."""
-    return config["segment"]["selector_threshold"] if selector_used() else None
+def insertion_targets():
+    """The lesion-insertion results, when lesions are inserted into normal films."""
+    if not lesion_insertion_used():
+        return []
+    return [*insertion_manifests(), "results/segment/lesion_insertion.json", "results/segment/lesion_insertion.png"]
+
+
+def segmentation_evaluation_inputs(wildcards):
+    inputs = {
+        "images": corpus_table("images"),
+        "rois": corpus_table("rois"),
+        "assignment": "results/splits/assignment.tsv",
+        "segmented": segment_manifests(),
+        "code": code("evaluate_segmentation.py"),
+    }
+    if lesion_insertion_used():
+        inputs["lesion_insertion"] = "results/segment/lesion_insertion.json"
+    return with_selector(inputs)
 
 
 def features_inputs(wildcards):
@@ -445,7 +552,8 @@ def final_targets(wildcards):
     if has_pixels():
         targets += [
             *segment_manifests(),
-            *(["results/segment/selector.joblib"] if selector_used() else []),
+            *selector_files(),
+            *insertion_targets(),
             "results/metrics/segmentation.json",
             "results/segment/froc.png",
             "results/segment/gallery.png",
@@ -488,6 +596,8 @@ def report_inputs(wildcards):
     if has_pixels():
         inputs["segmentation"] = "results/metrics/segmentation.json"
         inputs["gallery"] = "results/segment/gallery.png"
+        if lesion_insertion_used():
+            inputs["lesion_insertion"] = "results/segment/lesion_insertion.png"
     if models_run():
         main = config["model"]["main_model"]
         inputs.update(

@@ -1,6 +1,10 @@
-# Segment: HDoG candidates per image (with their selector features, stored once); a selector
-# trained on the stored candidates of the train split; masks per ROI (the selector's
-# operating point is applied there); segmentation evaluation on the held-out images.
+# Segment: HDoG candidates per image (with their selector features, stored once); candidate
+# selectors trained on the stored candidates (the train split's, and with selector_scope
+# outer_fold one per outer fold and one on train+dev), each with its operating point chosen
+# on out-of-fold scores; masks per ROI (each ROI's selector and threshold applied there);
+# lesions inserted into normal films (candidates detected on them; the training films' copies
+# train the selector, the held-out films' copies are evaluated); segmentation evaluation on the
+# held-out images.
 
 
 rule segment:
@@ -27,15 +31,19 @@ rule train_selector:
     input:
         unpack(selector_inputs),
     output:
-        "results/segment/selector.joblib",
+        # scope: train (the train split), outer{k} (train+dev outside outer fold k), outer_eval (train+dev)
+        model="results/segment/selector/{scope}.joblib",
+        operating_point="results/segment/selector/{scope}.json",
     log:
-        "logs/segment/train_selector.log",
+        "logs/segment/train_selector/{scope}.log",
     benchmark:
-        "results/benchmarks/segment/train_selector.tsv"
+        "results/benchmarks/segment/train_selector/{scope}.tsv"
+    wildcard_constraints:
+        scope="train|outer[0-9]+|outer_eval",
     conda:
         "../../envs/segment.yaml"
     params:
-        segment=settings("segment", SELECTOR_KEYS),
+        segment=settings("segment", TRAINING_KEYS),
     script:
         "../scripts/train_selector.py"
 
@@ -54,11 +62,54 @@ rule masks:
         "../../envs/segment.yaml"
     params:
         rois=roi_items,
-        masks=config["masks"],
+        masks=settings("masks", MASKS_KEYS),
         qc=settings("qc", ROI_QC_KEYS),
-        selector_threshold=lambda wildcards: operating_threshold(),
+        selector_scope=config["segment"]["selector_scope"],
     script:
         "../scripts/masks.py"
+
+
+rule insert_lesions:
+    input:
+        unpack(insertion_inputs),
+    output:
+        # one manifest per batch of normal films; each film's results/segment/inserted/{image_id}.npz/.tsv beside it
+        "results/segment/inserted/batches/{batch}.tsv",
+    log:
+        "logs/segment/inserted/{batch}.log",
+    benchmark:
+        "results/benchmarks/segment/inserted/{batch}.tsv"
+    conda:
+        "../../envs/segment.yaml"
+    params:
+        films=normal_film_items,
+        segment=settings("segment", INSERTION_KEYS),
+        seed=config["seed"],
+    script:
+        "../scripts/insert_lesions.py"
+
+
+rule lesion_insertion:
+    input:
+        unpack(lesion_insertion_inputs),
+    output:
+        json="results/segment/lesion_insertion.json",
+        gallery=report(
+            "results/segment/lesion_insertion.png",
+            caption="../report/lesion_insertion.rst",
+            category="Segmentation",
+        ),
+    log:
+        "logs/segment/lesion_insertion.log",
+    benchmark:
+        "results/benchmarks/segment/lesion_insertion.tsv"
+    conda:
+        "../../envs/segment.yaml"
+    params:
+        segment=settings("segment", INSERTION_EVALUATION_KEYS),
+        seed=config["seed"],
+    script:
+        "../scripts/lesion_insertion.py"
 
 
 rule evaluate_segmentation:
@@ -76,7 +127,6 @@ rule evaluate_segmentation:
         "../../envs/segment.yaml"
     params:
         segment=settings("segment", EVALUATION_KEYS),
-        selector_threshold=lambda wildcards: operating_threshold(),
         selector_status=lambda wildcards: selector_status(),
     script:
         "../scripts/evaluate_segmentation.py"

@@ -1,4 +1,4 @@
-"""Snakemake adapter: FROC, cluster-level metrics and figures on the held-out images."""
+"""Snakemake adapter: FROC, cluster-level FROC and metrics, and figures on the held-out images."""
 
 from pathlib import Path
 
@@ -17,8 +17,9 @@ with log_to(snakemake.log[0]):
         snakemake.output.json,
         snakemake.output.froc,
         snakemake.output.gallery,
-        selector_path=inputs.get("selector"),
-        selector_threshold=snakemake.params.selector_threshold,
+        selector_path=inputs.selectors[0] if inputs.get("selectors") else None,
+        operating_point_path=inputs.operating_points[0] if inputs.get("operating_points") else None,
+        lesion_insertion_path=inputs.get("lesion_insertion"),
         segmented=segmented_images(inputs.segmented),
         selector_status=snakemake.params.selector_status,
     )

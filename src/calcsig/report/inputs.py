@@ -30,6 +30,7 @@ INPUTS = {
     "segmentation": "results/metrics/segmentation.json (segmentation evaluation)",
     "gallery": "results/segment/gallery.png (segmentation evaluation)",
     "gallery_worst": "the worst-case gallery of the segmentation evaluation",
+    "lesion_insertion": "results/segment/lesion_insertion.png (lesion insertion into normal films; needs normal films)",
     "features": "results/features/rois.parquet (features)",
     "objects": "results/features/objects.parquet (features)",
     "models": "results/metrics/models.json (model evaluation)",
@@ -40,7 +41,7 @@ INPUTS = {
 
 
 # Inputs that exist only when images have pixels, and only when ROIs are located on such images.
-IMAGE_STAGE_INPUTS = {"segmentation", "gallery", "gallery_worst"}
+IMAGE_STAGE_INPUTS = {"segmentation", "gallery", "gallery_worst", "lesion_insertion"}
 ROI_STAGE_INPUTS = {"features", "objects", "models", "models_table", "importance", "catalogue"}
 
 

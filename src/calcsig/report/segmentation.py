@@ -56,11 +56,17 @@ def _matching_text(seg: dict) -> str:
     )
 
 
-def _selector_text(config: dict) -> str:
-    seg = config["segment"]
-    if seg.get("use_selector"):
-        return f"the trained candidate selector at score \u2265 {seg['selector_threshold']:g}"
-    return "plain HDoG (no selector)"
+def _selector_text(metrics: dict) -> str:
+    """How the detections at the operating point were kept, as the evaluation recorded it."""
+    selector = metrics.get("selector") or {}
+    point = metrics.get("operating_point") or {}
+    if not selector.get("used", bool(point)):
+        reason = selector.get("reason")
+        return f"plain HDoG, every candidate kept ({reason})" if reason else "plain HDoG, every candidate kept"
+    if point.get("threshold") is None:
+        return "the trained candidate selector"
+    rule = point.get("rule", "configured")
+    return f"the trained candidate selector at score \u2265 {point['threshold']:.3g} ({rule})"
 
 
 def pixel_froc_blocks(metrics: dict, config: dict) -> list:
@@ -89,7 +95,7 @@ def pixel_froc_blocks(metrics: dict, config: dict) -> list:
         f"{number(metrics.get('breast_area_cm2'), 4)} cm\u00b2 of breast): sensitivity against false positives "
         f"per cm\u00b2 of breast, candidates ranked by the selector's score and by DoG response alone. "
         f"The dotted line marks {fp_rate:g} FP/cm\u00b2 (segment.fp_per_cm2); the dots are the operating point, "
-        f"{_selector_text(config)}. {_matching_text(seg)}"
+        f"{_selector_text(metrics)}. {_matching_text(seg)}"
     )
     fig = figures.froc_figure(
         curves, fp_rate, "false positives per cm\u00b2 of breast", "sensitivity (calcifications)", "Pixel-level FROC"
@@ -133,7 +139,7 @@ def cluster_froc_blocks(metrics: dict, config: dict) -> list:
         f"Cluster-level FROC on the held-out images: an annotated cluster is found when at least "
         f"{seg['cluster_min_objects']} detections fall inside its circle; on normal images, "
         f"{seg['cluster_min_objects']} detections within a {seg['cluster_diameter_mm']:g} mm disk form a false "
-        f"cluster. Dots: the operating point, {_selector_text(config)}."
+        f"cluster. Dots: the operating point, {_selector_text(metrics)}."
     )
     fig = figures.froc_figure(
         curves, None, "false clusters per normal image", "cluster sensitivity", "Cluster-level FROC"
@@ -182,18 +188,43 @@ def operating_point_facts(metrics: dict) -> list:
     facts = []
     if isinstance(point, dict):
         for key, value in point.items():
-            facts.append((key.replace("_", " "), number(value) if isinstance(value, (int, float)) else str(value)))
+            if isinstance(value, dict):
+                for inner, inner_value in value.items():
+                    facts.append((f"{key.replace('_', ' ')}: {inner.replace('_', ' ')}", _fact(inner_value)))
+            else:
+                facts.append((key.replace("_", " "), _fact(value)))
     spacing = metrics.get("spacing")
+    by_spacing = []
     if isinstance(spacing, dict):
         for key, value in spacing.items():
-            facts.append((f"spacing: {key.replace('_', ' ')}", number(value) if not isinstance(value, str) else value))
+            if isinstance(value, list):
+                by_spacing = value
+            elif not isinstance(value, dict):
+                facts.append((f"spacing: {key.replace('_', ' ')}", _fact(value)))
     insertion = metrics.get("lesion_insertion")
     if isinstance(insertion, dict):
         for key, value in insertion.items():
             if isinstance(value, (int, float, str, bool)):
                 text = value if isinstance(value, str) else number(value)
                 facts.append((f"lesion insertion: {key.replace('_', ' ')}", text))
-    return [Facts(facts)] if facts else []
+    blocks = [Facts(facts)] if facts else []
+    if by_spacing:
+        columns = ["pixel_spacing_mm", "n_images", "upsampling_factor", "working_spacing_mm", "sigma_min_px"]
+        blocks.append(
+            Table(
+                [c.replace("_", " ") for c in columns],
+                [[_fact(row.get(c)) for c in columns] for row in by_spacing],
+                caption="Detection grid per native pixel spacing of the held-out images.",
+                css="compact",
+            )
+        )
+    return blocks
+
+
+def _fact(value) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return number(value)
 
 
 def _png(path) -> str:
@@ -202,11 +233,12 @@ def _png(path) -> str:
 
 def gallery_blocks(inputs: Inputs, config: dict) -> list:
     seg = config["segment"]
+    metrics = inputs.json("segmentation") or {}
     blocks = []
     if inputs.has("gallery"):
         caption = (
             f"Gallery: {seg['gallery_size']} crops of {seg['gallery_crop_mm']:g} mm from held-out images, truth "
-            f"outlined in green and detections at the operating point ({_selector_text(config)}) in red."
+            f"outlined in green and detections at the operating point ({_selector_text(metrics)}) in red."
         )
         blocks.append(Figure("fig-gallery", caption, src=_png(inputs.path("gallery")), alt="Detection gallery"))
     else:
@@ -233,7 +265,7 @@ def segmentation_section(inputs: Inputs, config: dict) -> Section:
     section.blocks.append(
         Note(
             f"HDoG candidates (\u03c3 {config['segment']['sigma_min_mm']:g}\u2013{config['segment']['sigma_max_mm']:g} "
-            f"mm), {_selector_text(config)}, evaluated on the images outside the train split.",
+            f"mm), {_selector_text(metrics)}, evaluated on the images outside the train split.",
             tone="caption",
         )
     )
@@ -244,4 +276,29 @@ def segmentation_section(inputs: Inputs, config: dict) -> Section:
     section.blocks += operating_point_facts(metrics)
     section.blocks.append(Heading("Gallery", "segmentation-gallery"))
     section.blocks += gallery_blocks(inputs, config)
+    section.blocks += lesion_insertion_blocks(inputs)
     return section
+
+
+def lesion_insertion_blocks(inputs: Inputs) -> list:
+    """Detection of simulated clusters inserted into held-out normal films, when the run inserted them."""
+    if not inputs.has("lesion_insertion"):
+        return []
+    insertion = (inputs.json("segmentation") or {}).get("lesion_insertion") or {}
+    selector = insertion.get("selector") or {}
+    plain = insertion.get("plain_hdog") or {}
+    found = []
+    for label, block in (("with selector", selector), ("plain HDoG", plain)):
+        value = block.get("inserted_cluster_sensitivity")
+        if value is not None:
+            found.append(f"{label} {fixed(value)}")
+    caption = (
+        "Simulated calcification clusters inserted into held-out normal films (no truth of their own is needed): "
+        "detections against the inserted calcifications. "
+        + (f"Inserted-cluster sensitivity: {', '.join(found)}. " if found else "")
+        + "Inserted lesions are simulations; they measure detection of the simulated kind, not of real lesions."
+    )
+    return [
+        Heading("Inserted lesions", "segmentation-insertion"),
+        Figure("fig-lesion-insertion", caption, src=_png(inputs.path("lesion_insertion")), alt="Inserted lesions"),
+    ]

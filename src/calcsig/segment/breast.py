@@ -43,10 +43,11 @@ def breast_mask(
     Returns
     -------
     (H, W) bool array. The breast is the largest connected component above an
-    Otsu threshold (computed on a ~0.5 mm copy), with holes filled; labels,
-    markers and text are separate, smaller components and are excluded. A
-    constant image has no foreground to separate, so the whole field (minus
-    the border margin) is returned.
+    Otsu threshold (computed on a ~0.5 mm copy, with the
+    border band already removed so that labels touching an image edge stay
+    apart), with holes filled; labels, markers and text are separate, smaller
+    components and are excluded. A constant image has no foreground to
+    separate, so the whole field (minus the border margin) is returned.
     """
     image = np.asarray(image)
     h, w = image.shape
@@ -58,6 +59,14 @@ def breast_mask(
     else:
         smooth = ndi.median_filter(coarse, size=3)
         region = smooth > threshold_otsu(smooth)
+        # cut the border band first: a film label touching the same edge as the breast
+        # would otherwise join the breast's component through the edge rows
+        band = np.zeros(region.shape, dtype=bool)
+        edge = int(np.ceil(border_margin_mm / coarse_spacing))
+        if 0 < edge and 2 * edge < min(region.shape):
+            band[:edge, :] = band[-edge:, :] = True
+            band[:, :edge] = band[:, -edge:] = True
+        region &= ~band
         labels, n = ndi.label(region)
         if n > 1:
             sizes = np.bincount(labels.ravel())
@@ -65,10 +74,10 @@ def breast_mask(
             region = labels == int(np.argmax(sizes))
         region = ndi.binary_fill_holes(region)
         if skin_margin_mm > 0:
-            inside = ndi.distance_transform_edt(np.pad(region, 1, constant_values=True))[1:-1, 1:-1]
-            # The image edge is not the skin line: pad with breast so only the
-            # tissue/air boundary is eroded here; the border margin is separate.
-            region = inside * coarse_spacing > skin_margin_mm
+            inside = ndi.distance_transform_edt(np.pad(region | band, 1, constant_values=True))[1:-1, 1:-1]
+            # The image edge is not the skin line: the border band and the outside
+            # count as breast, so only the tissue/air boundary is eroded here.
+            region &= inside * coarse_spacing > skin_margin_mm
     full = np.repeat(np.repeat(region, factor, axis=0), factor, axis=1)[:h, :w]
     border_px = int(np.ceil(border_margin_mm / pixel_spacing_mm))
     if border_px > 0:

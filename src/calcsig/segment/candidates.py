@@ -2,10 +2,18 @@
 
 Features are measured in units that do not depend on bit depth or window:
 millimetres for size, robust noise units (the finest DoG's MAD) for intensity.
+
+Coarse images (coarser than `working_spacing_mm`, e.g. mini-MIAS films at
+0.2 mm) are upsampled by an integer factor before detection: at 0.2 mm the
+published smallest sigma (0.0826 mm) is 0.41 px, where a Gaussian is hardly a
+blur and the finest DoG image is mostly pixel noise. Candidates are found and
+measured on the working grid and their labels are mapped back, block by
+block, to the image's own grid, which every later stage uses.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,9 +43,11 @@ FEATURE_NAMES = (
 class Candidates:
     """Objects found on one image, before any selection.
 
-    labels : (H, W) int32; breast : (H, W) bool; hdog : the detector's result;
-    features : (n, len(FEATURE_NAMES)) float64;
-    centroid_yx_px : (n, 2); area_px : (n,).
+    labels : (H, W) int32; breast : (H, W) bool; hdog : the detector's result
+    (dog_response and scale_px per object; its labels on the working grid);
+    features : (n, len(FEATURE_NAMES)) float64 (measured on the working grid);
+    centroid_yx_px : (n, 2); area_px : (n,) on the image's own grid;
+    upsampling_factor : 1, or the integer factor the image was upsampled by for detection.
     """
 
     labels: np.ndarray
@@ -46,6 +56,7 @@ class Candidates:
     centroid_yx_px: np.ndarray
     area_px: np.ndarray
     features: np.ndarray
+    upsampling_factor: int = 1
 
 
 def object_geometry(labels: np.ndarray, n: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -114,7 +125,10 @@ def candidate_features(
     boundary = np.bincount(labels[fg & ~interior], minlength=n + 1)[1:]
     index = np.arange(1, n + 1)
     mean_in = np.asarray(ndi.mean(image_unit, labels, index))
-    max_in = np.asarray(ndi.maximum(image_unit, labels, index))
+    # maximum over object pixels only (ndi.maximum sorts the whole image)
+    max_in = np.full(n + 1, -np.inf)
+    np.maximum.at(max_in, labels[fg], image_unit[fg].astype(np.float64))
+    max_in = max_in[1:]
     sum_in = mean_in * area
     sumsq_in = np.asarray(ndi.sum(image_unit.astype(np.float64) ** 2, labels, index))
     centres = np.rint(centroid).astype(np.int64)
@@ -161,19 +175,83 @@ def _filter_by_area(hdog: HDoGResult, pixel_spacing_mm: float, min_area_mm2: flo
     return HDoGResult(lut[hdog.labels], hdog.dog_response[keep], hdog.scale_px[keep], hdog.noise, hdog.threshold)
 
 
+def upsampling_factor(pixel_spacing_mm: float, working_spacing_mm: float | None) -> int:
+    """Smallest integer factor that brings `pixel_spacing_mm` to `working_spacing_mm` or finer
+    (1 when the image is already that fine, or when `working_spacing_mm` is None)."""
+    if working_spacing_mm is None or pixel_spacing_mm <= working_spacing_mm * (1 + 1e-9):
+        return 1
+    return int(math.ceil(pixel_spacing_mm / working_spacing_mm - 1e-9))
+
+
+def spacing_plan(pixel_spacing_mm: float, sigma_min_mm: float, working_spacing_mm: float | None) -> dict:
+    """How an image of `pixel_spacing_mm` is detected on: `working_spacing_mm` (mm), `resampled`,
+    `upsampling_factor`, and the smallest DoG sigma in pixels there (`sigma_min_px`) and on the
+    image's own grid (`sigma_min_px_native`)."""
+    factor = upsampling_factor(pixel_spacing_mm, working_spacing_mm)
+    working = pixel_spacing_mm / factor
+    return {
+        "pixel_spacing_mm": float(pixel_spacing_mm),
+        "working_spacing_mm": float(working),
+        "resampled": factor > 1,
+        "upsampling_factor": factor,
+        "sigma_min_px": float(sigma_min_mm / working),
+        "sigma_min_px_native": float(sigma_min_mm / pixel_spacing_mm),
+    }
+
+
+def upsample(image: np.ndarray, factor: int) -> np.ndarray:
+    """`image` (float32) on a grid `factor` times finer: cubic spline, pixels as areas
+    (each pixel becomes a factor x factor block centred where it was)."""
+    image = np.asarray(image, dtype=np.float32)
+    if factor == 1:
+        return image
+    return ndi.zoom(image, factor, order=3, mode="reflect", grid_mode=True).astype(np.float32, copy=False)
+
+
+def labels_to_native(labels: np.ndarray, factor: int, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Map a working-grid label image back to the image grid, one factor x factor block per pixel.
+
+    A pixel takes the highest label present in its block, so even a one-pixel object
+    of the working grid keeps a pixel. Returns (native labels relabelled 1..m in
+    the original order, kept: (n,) bool per working-grid object, False for the rare
+    object wholly covered by higher labels).
+    """
+    n = int(labels.max())
+    if factor == 1:
+        return labels, np.ones(n, dtype=bool)
+    h, w = shape
+    native = labels[: h * factor, : w * factor].reshape(h, factor, w, factor).max(axis=(1, 3))
+    kept = np.zeros(n + 1, dtype=bool)
+    kept[np.unique(native)] = True
+    kept = kept[1:]
+    lut = np.zeros(n + 1, dtype=np.int32)
+    lut[1:][kept] = np.arange(1, int(kept.sum()) + 1, dtype=np.int32)
+    return lut[native], kept
+
+
 def detect_candidates(image: np.ndarray, pixel_spacing_mm: float, params: dict | None = None) -> Candidates:
     """Breast region, HDoG objects and their features (`FEATURE_NAMES`), for one image.
 
     `params` holds the `segment` config keys of `CANDIDATE_KEYS` (mm units;
     missing keys take the defaults of workflow/schemas/config/segment.schema.yaml).
+    An image coarser than `working_spacing_mm` is detected on an upsampled copy
+    (`spacing_plan`); labels, areas and centroids are returned on the image's own grid.
     """
     p = segment_params(params, CANDIDATE_KEYS)
     image = np.asarray(image)
     breast = breast_mask(image, pixel_spacing_mm, p["skin_margin_mm"], p["border_margin_mm"])
-    hdog = hdog_detect(image, pixel_spacing_mm, breast, **{k: p[k] for k in HDOG_KEYS})
-    hdog = _filter_by_area(hdog, pixel_spacing_mm, p["min_area_mm2"], p["max_area_mm2"])
-    area, centroid, _ = object_geometry(hdog.labels)
+    factor = upsampling_factor(pixel_spacing_mm, p["working_spacing_mm"])
+    spacing = pixel_spacing_mm / factor
     lo, hi = float(image.min()), float(image.max())
     unit = (image.astype(np.float32) - np.float32(lo)) * np.float32(1.0 / (hi - lo) if hi > lo else 0.0)
-    features = candidate_features(unit, hdog.labels, hdog, pixel_spacing_mm, p["background_mm"], p["context_radius_mm"])
-    return Candidates(hdog.labels, breast, hdog, centroid, area, features)
+    work = upsample(unit, factor)
+    work_mask = np.repeat(np.repeat(breast, factor, axis=0), factor, axis=1) if factor > 1 else breast
+    hdog = hdog_detect(work, spacing, work_mask, **{k: p[k] for k in HDOG_KEYS})
+    hdog = _filter_by_area(hdog, spacing, p["min_area_mm2"], p["max_area_mm2"])
+    features = candidate_features(work, hdog.labels, hdog, spacing, p["background_mm"], p["context_radius_mm"])
+    labels, kept = labels_to_native(hdog.labels, factor, image.shape)
+    # from here on in image pixels: labels on the image grid, scale_px so that scale_mm = scale_px * spacing
+    hdog = HDoGResult(labels, hdog.dog_response[kept], hdog.scale_px[kept] / factor, hdog.noise, hdog.threshold)
+    features = features[kept]
+    area, centroid, _ = object_geometry(labels)
+    return Candidates(labels, breast, hdog, centroid, area, features, factor)

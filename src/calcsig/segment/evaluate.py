@@ -1,6 +1,6 @@
 """Segmentation evaluation: object matching, FROC, overlap, cluster-level metrics.
 
-Matching rule (issue 4): a ground-truth calcification is detected by a
+Matching rule: a ground-truth calcification is detected by a
 prediction whose centroid lies within `distance_mm` (0.35 mm) of the truth
 centroid, or whose IoU with it is at least `iou_min` (0.3); each truth object
 and each prediction is matched at most once. Predictions are matched in
@@ -84,13 +84,23 @@ class FROC:
     fp_per_cm2: np.ndarray
 
     def corners(self) -> dict:
-        """The staircase's corners (points where sensitivity rises), for JSON."""
+        """The staircase's corners (points where sensitivity rises) and its end, for JSON."""
         rise = np.r_[True, self.sensitivity[1:] > self.sensitivity[:-1]]
+        rise[-1] = True
         return {
             "fp_per_cm2": [float(v) for v in self.fp_per_cm2[rise]],
             "sensitivity": [float(v) for v in self.sensitivity[rise]],
             "threshold": [float(v) if np.isfinite(v) else None for v in self.thresholds[rise]],
         }
+
+    @classmethod
+    def from_corners(cls, corners: dict) -> FROC:
+        """The curve back from `corners()` (the same staircase)."""
+        return cls(
+            np.array([np.inf if t is None else t for t in corners["threshold"]], dtype=np.float64),
+            np.asarray(corners["sensitivity"], dtype=np.float64),
+            np.asarray(corners["fp_per_cm2"], dtype=np.float64),
+        )
 
     def sensitivity_at(self, fp_per_cm2: float) -> float:
         """Highest sensitivity reached with at most `fp_per_cm2` false positives per cm2."""
@@ -153,6 +163,112 @@ def count_clusters(centroids_mm: np.ndarray, min_objects: int = 3, diameter_mm: 
             for other in neighbours[m]:
                 if alive[other]:
                     counts[other] -= 1
+
+
+def circle_detection_thresholds(
+    scores: np.ndarray, centroids_mm: np.ndarray, circles_mm: np.ndarray, min_objects: int = 3
+) -> np.ndarray:
+    """Per circle, the highest score threshold at which it holds `min_objects` kept detections.
+
+    A circle (x, y, radius mm) counts as found at threshold t when at least
+    `min_objects` detections scoring >= t lie inside it: that is t <= the
+    `min_objects`-th highest score inside. -inf for a circle that never holds enough.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    circles_mm = np.asarray(circles_mm, dtype=np.float64).reshape(-1, 3)
+    centroids_mm = np.asarray(centroids_mm, dtype=np.float64).reshape(-1, 2)
+    out = np.full(len(circles_mm), -np.inf)
+    for i, (cx, cy, r) in enumerate(circles_mm):
+        inside = np.sort(scores[np.hypot(centroids_mm[:, 0] - cx, centroids_mm[:, 1] - cy) <= r])[::-1]
+        if inside.size >= min_objects:
+            out[i] = inside[min_objects - 1]
+    return out
+
+
+@dataclass
+class ClusterFROC:
+    """Cluster-level FROC: at each score threshold (descending; +inf keeps nothing), the
+    fraction of annotated clusters found and the false clusters per normal image.
+
+    cluster_sensitivity is None without annotated clusters, false_clusters_per_normal_image
+    None without normal images.
+    """
+
+    thresholds: np.ndarray
+    cluster_sensitivity: np.ndarray | None
+    false_clusters_per_normal_image: np.ndarray | None
+
+    def to_json(self) -> dict:
+        """Lists `threshold` (null for +inf), `cluster_sensitivity`, `false_clusters_per_normal_image`."""
+
+        def values(array):
+            return None if array is None else [float(v) for v in array]
+
+        return {
+            "threshold": [float(t) if np.isfinite(t) else None for t in self.thresholds],
+            "cluster_sensitivity": values(self.cluster_sensitivity),
+            "false_clusters_per_normal_image": values(self.false_clusters_per_normal_image),
+        }
+
+    def point(self, threshold: float) -> dict:
+        """The curve's point at exactly `threshold` (which must be one of its thresholds)."""
+        index = int(np.flatnonzero(self.thresholds == threshold)[0])
+        return {
+            "threshold": float(threshold),
+            "cluster_sensitivity": None if self.cluster_sensitivity is None else float(self.cluster_sensitivity[index]),
+            "false_clusters_per_normal_image": None
+            if self.false_clusters_per_normal_image is None
+            else float(self.false_clusters_per_normal_image[index]),
+        }
+
+
+def cluster_froc(
+    circle_images: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    normal_images: list[tuple[np.ndarray, np.ndarray]],
+    min_objects: int = 3,
+    diameter_mm: float = 10.0,
+    n_grid: int = 60,
+    extra_thresholds=(),
+) -> ClusterFROC:
+    """Cluster sensitivity and false clusters per normal image over the score threshold.
+
+    circle_images : per image with annotated clusters (scores (n,), centroids (n, 2) as
+        (x, y) mm, circles (k, 3) as (x, y, radius) mm).
+    normal_images : per normal image (scores (n,), centroids (n, 2) as (x, y) mm).
+    min_objects, diameter_mm : the cluster definition (`count_inside_circles`, `count_clusters`).
+    n_grid : score quantiles of the normal images' detections added as thresholds
+        (false clusters are counted there); every threshold where a circle becomes
+        found is on the curve exactly, and so is each of `extra_thresholds`.
+    The curve starts at +inf (nothing kept) and ends at the lowest score (everything kept).
+    """
+    found_at = [
+        circle_detection_thresholds(s, c, circles, min_objects) for s, c, circles in circle_images if len(circles)
+    ]
+    found_at = np.concatenate(found_at) if found_at else np.zeros(0)
+    normal_scores = [np.asarray(s, dtype=np.float64) for s, _ in normal_images]
+    pooled = np.concatenate(
+        normal_scores + [np.asarray(s, dtype=np.float64).ravel() for s, _, _ in circle_images] + [np.zeros(0)]
+    )
+    grid = [found_at[np.isfinite(found_at)], np.asarray(list(extra_thresholds), dtype=np.float64)]
+    normal_pooled = np.concatenate(normal_scores + [np.zeros(0)])
+    if normal_pooled.size:
+        grid.append(np.quantile(normal_pooled, np.linspace(0.0, 1.0, n_grid)))
+    if pooled.size:
+        grid.append([pooled.min()])
+    thresholds = np.r_[np.inf, np.unique(np.concatenate(grid))[::-1]]
+    sensitivity = None
+    if found_at.size:
+        sensitivity = (found_at[None, :] >= thresholds[:, None]).mean(axis=1)
+    false_clusters = None
+    if normal_images:
+        counts = np.zeros(len(thresholds))
+        for scores, centroids in normal_images:
+            scores = np.asarray(scores, dtype=np.float64)
+            centroids = np.asarray(centroids, dtype=np.float64).reshape(-1, 2)
+            for i, t in enumerate(thresholds):
+                counts[i] += count_clusters(centroids[scores >= t], min_objects, diameter_mm)
+        false_clusters = counts / len(normal_images)
+    return ClusterFROC(thresholds, sensitivity, false_clusters)
 
 
 def dice(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -262,67 +378,3 @@ def evaluate_images(
             }
         )
     return metrics, froc
-
-
-def plot_froc(curves: dict[str, FROC], path, fp_rate: float = 0.4, max_fp: float = 2.0) -> None:
-    """FROC curves (sensitivity vs FP per cm2 of breast) to a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from calcsig.paths import atomic_path
-
-    fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
-    for name, froc in curves.items():
-        ax.step(
-            froc.fp_per_cm2,
-            froc.sensitivity,
-            where="post",
-            label=f"{name} (TPR@{fp_rate:g}: {froc.sensitivity_at(fp_rate):.3f})",
-        )
-    ax.axvline(fp_rate, color="grey", linestyle=":", linewidth=1)
-    ax.set_xlim(0, max_fp)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("false positives per cm$^2$ of breast")
-    ax.set_ylabel("sensitivity (calcifications detected)")
-    ax.legend(loc="lower right", fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-
-
-def plot_gallery(panels: list[dict], path) -> None:
-    """Overlay gallery: per panel an image crop with truth (green) and detections (red) outlines.
-
-    panels : dicts with `title`, `image` (2-D crop), `truth` (crop label image or None), `pred` (crop labels).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from calcsig.paths import atomic_path
-
-    n = max(len(panels), 1)
-    cols = min(n, 3)
-    rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), dpi=100, squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, panel in zip(axes.ravel(), panels):
-        ax.imshow(panel["image"], cmap="gray", interpolation="nearest")
-        if panel.get("truth") is not None and (panel["truth"] > 0).any():
-            ax.contour(panel["truth"] > 0, levels=[0.5], colors="lime", linewidths=0.8)
-        if (panel["pred"] > 0).any():
-            ax.contour(panel["pred"] > 0, levels=[0.5], colors="red", linewidths=0.8)
-        ax.set_title(panel["title"], fontsize=8)
-    if not panels:
-        axes[0, 0].text(0.5, 0.5, "no image to show", ha="center", va="center")
-    fig.suptitle("green: ground truth, red: detections", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)

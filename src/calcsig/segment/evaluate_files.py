@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 
 from calcsig.paths import atomic_path
-from calcsig.segment.candidates import object_geometry
-from calcsig.segment.evaluate import ImageEval, evaluate_images, plot_froc, plot_gallery
+from calcsig.segment.candidates import object_geometry, spacing_plan
+from calcsig.segment.evaluate import FROC, ClusterFROC, ImageEval, cluster_froc, evaluate_images
+from calcsig.segment.figures import FrocPanel, plot_froc_panels, plot_gallery
 from calcsig.segment.params import EVALUATION_KEYS, segment_params
-from calcsig.segment.selector import CandidateSelector, load_selector, score_candidates
+from calcsig.segment.selector import CandidateSelector, load_selector, read_operating_point, score_candidates
 from calcsig.segment.store import read_candidates, read_segmentation
 from calcsig.segment.truth import image_splits, truth_kinds
 from calcsig.tables import read_table
@@ -54,6 +55,55 @@ def _load_eval_image(
     )
 
 
+def _cluster_froc(evals: list[ImageEval], p: dict, extra_thresholds=()) -> ClusterFROC | None:
+    """Cluster-level FROC of the images' scores (None without annotated clusters or normal films)."""
+    circle_images, normal_images = [], []
+    for im in evals:
+        if not (im.normal or (im.circles_px is not None and len(im.circles_px))):
+            continue
+        _, centroid, _ = object_geometry(im.pred, len(im.scores))
+        centroids_mm = centroid[:, ::-1] * im.pixel_spacing_mm
+        if im.normal:
+            normal_images.append((im.scores, centroids_mm))
+        else:
+            circle_images.append((im.scores, centroids_mm, np.asarray(im.circles_px, float) * im.pixel_spacing_mm))
+    if not circle_images and not normal_images:
+        return None
+    return cluster_froc(
+        circle_images,
+        normal_images,
+        p["cluster_min_objects"],
+        p["cluster_diameter_mm"],
+        extra_thresholds=extra_thresholds,
+    )
+
+
+def spacing_summary(pixel_spacings, params: dict | None) -> dict:
+    """How the images' pixel spacings were handled for detection (`spacing` in segmentation.json).
+
+    Top-level keys describe the most common spacing (`working_spacing_mm`, `resampled`,
+    `sigma_min_px`, ...); `by_pixel_spacing` lists every spacing with its image count.
+    """
+    p = segment_params(params, ("sigma_min_mm", "working_spacing_mm"))
+    values, counts = np.unique(np.round(np.asarray(pixel_spacings, dtype=np.float64), 9), return_counts=True)
+    plans = [
+        {**spacing_plan(float(v), p["sigma_min_mm"], p["working_spacing_mm"]), "n_images": int(c)}
+        for v, c in zip(values, counts)
+    ]
+    summary = dict(max(plans, key=lambda plan: plan["n_images"])) if plans else {}
+    summary.pop("n_images", None)
+    summary.update(
+        {
+            "configured_working_spacing_mm": p["working_spacing_mm"],
+            "resampled": any(plan["resampled"] for plan in plans),
+            "method": "images coarser than segment.working_spacing_mm are upsampled by the smallest integer factor "
+            "reaching it (cubic spline) for detection; labels are mapped back block by block to the image grid",
+            "by_pixel_spacing": plans,
+        }
+    )
+    return summary
+
+
 def evaluate_segmentation_files(
     images_tsv: str | Path,
     rois_tsv: str | Path,
@@ -64,7 +114,8 @@ def evaluate_segmentation_files(
     out_gallery_png: str | Path | None = None,
     image_ids=None,
     selector_path: str | Path | None = None,
-    selector_threshold: float | None = None,
+    operating_point: dict | None = None,
+    lesion_insertion: dict | None = None,
     extra: dict | None = None,
 ) -> dict:
     """Evaluate stored candidates against the corpus's truth; write metrics JSON and figures.
@@ -74,15 +125,20 @@ def evaluate_segmentation_files(
         normal films = images of those sources without any ROI row.
     segment_dir : holds `{image_id}.npz` and `.tsv` from `segment_image_file`.
     image_ids : the images to evaluate (e.g. the held-out split); all when None.
-    selector_path, selector_threshold : the trained selector ranks the candidates
-        (the FROC score) and its operating point keeps those scoring at least the
-        threshold; plain HDoG (the same candidates ranked by DoG response, all
-        kept) is then evaluated alongside under `plain_hdog` and drawn on the same
-        FROC figure. Without a selector the candidates are plain HDoG.
+    selector_path, operating_point : the trained selector ranks the candidates
+        (the FROC score) and its operating point (`threshold`, and how it was chosen;
+        see `calcsig.segment.selector.train_selector_for_scope`) keeps those scoring
+        at least the threshold; plain HDoG (the same candidates ranked by DoG
+        response, all kept) is then evaluated alongside under `plain_hdog` and drawn
+        on the same figure. Without a selector the candidates are plain HDoG.
+    lesion_insertion : the result of `calcsig.segment.insertion_evaluation.evaluate_lesion_insertion`,
+        stored under `lesion_insertion` and drawn as its own FROC panel.
     params : `segment` keys of `EVALUATION_KEYS`.
     extra : further keys recorded as they are (e.g. whether a selector was used and why).
     JSON keys: `tpr_at_<fp>_fp_per_cm2` (pixel truth), `cluster_sensitivity`,
-    `false_clusters_per_normal_image` (cluster truth), `froc` (curve corners), ...
+    `false_clusters_per_normal_image` (cluster truth, at the operating point), `froc`
+    (curve corners), `cluster_froc` (lists `threshold`, `cluster_sensitivity`,
+    `false_clusters_per_normal_image`), `operating_point`, `spacing`, `plain_hdog`, ...
     """
     p = segment_params(params, EVALUATION_KEYS)
     images = read_table(images_tsv, "images")
@@ -93,6 +149,7 @@ def evaluate_segmentation_files(
     kinds = truth_kinds(images, rois)
     evaluated = kinds[kinds["truth_path"].notna() | kinds["circles"].notna() | kinds["normal"]]
     selector = load_selector(selector_path) if selector_path else None
+    threshold = None if operating_point is None else float(operating_point["threshold"])
 
     def load(with_selector: CandidateSelector | None):
         return [
@@ -103,7 +160,7 @@ def evaluate_segmentation_files(
                 kind["circles"],
                 bool(kind["normal"]),
                 with_selector,
-                selector_threshold,
+                threshold,
             )
             for index, kind in evaluated.iterrows()
         ]
@@ -118,24 +175,90 @@ def evaluate_segmentation_files(
     evals = load(selector)
     metrics, froc = evaluate_images(evals, **kwargs)
     metrics["n_images"] = len(evals)
-    curves = {}
+    metrics["spacing"] = spacing_summary([im.pixel_spacing_mm for im in evals], p)
+    name = "selector" if selector is not None else "plain HDoG"
+    pixel_curves, cluster_curves, cluster_points = {}, {}, {}
     if froc is not None:
         metrics["froc"] = froc.corners()
-        curves["selector" if selector is not None else "plain HDoG"] = froc
+        pixel_curves[name] = froc
+    clusters = _cluster_froc(evals, p, () if threshold is None or selector is None else (threshold,))
+    if clusters is not None:
+        metrics["cluster_froc"] = clusters.to_json()
+        cluster_curves[name] = clusters
+        if selector is not None:
+            cluster_points[name] = _point(clusters, threshold)
     if selector is not None:
-        metrics["operating_point"] = {"threshold": selector_threshold}
-        base_metrics, base_froc = evaluate_images(load(None), **kwargs)
+        metrics["operating_point"] = {k: operating_point[k] for k in OPERATING_POINT_REPORTED if k in operating_point}
+        plain = load(None)
+        base_metrics, base_froc = evaluate_images(plain, **kwargs)
         if base_froc is not None:
             base_metrics["froc"] = base_froc.corners()
-            curves["plain HDoG"] = base_froc
+            pixel_curves["plain HDoG"] = base_froc
+        base_clusters = _cluster_froc(plain, p)
+        if base_clusters is not None:
+            base_metrics["cluster_froc"] = base_clusters.to_json()
+            cluster_curves["plain HDoG"] = base_clusters
+            # plain HDoG outputs every candidate: its point is the curve's end
+            cluster_points["plain HDoG"] = _point(base_clusters, base_clusters.thresholds[-1])
         metrics["plain_hdog"] = base_metrics
+    if lesion_insertion is not None:
+        metrics["lesion_insertion"] = lesion_insertion
     metrics.update(extra or {})
     write_json(metrics, out_json)
     if out_froc_png is not None:
-        plot_froc(curves, out_froc_png, p["fp_per_cm2"])
+        plot_froc_panels(_froc_panels(pixel_curves, cluster_curves, cluster_points, lesion_insertion, p), out_froc_png)
     if out_gallery_png is not None:
         plot_gallery(_gallery_panels(evals, images, p), out_gallery_png)
     return metrics
+
+
+# what segmentation.json repeats of the operating point's record
+OPERATING_POINT_REPORTED = (
+    "threshold",
+    "rule",
+    "target_cluster_sensitivity",
+    "target_sensitivity",
+    "chosen_on",
+    "reached",
+    "out_of_fold",
+    "n_folds",
+    "n_images",
+    "n_subjects",
+)
+
+
+def _point(curve: ClusterFROC, threshold: float) -> tuple[float, float] | None:
+    point = curve.point(threshold)
+    if point["cluster_sensitivity"] is None or point["false_clusters_per_normal_image"] is None:
+        return None
+    return point["false_clusters_per_normal_image"], point["cluster_sensitivity"]
+
+
+def _froc_panels(pixel_curves, cluster_curves, cluster_points, lesion_insertion, p) -> list[FrocPanel]:
+    """A panel per kind of truth present: pixel truth, cluster annotations (with normal films),
+    and inserted lesions."""
+    panels = []
+    if pixel_curves:
+        panels.append(FrocPanel("calcifications (pixel truth)", pixel_curves, fp_rate=p["fp_per_cm2"]))
+    drawable = {
+        k: c
+        for k, c in cluster_curves.items()
+        if c.cluster_sensitivity is not None and c.false_clusters_per_normal_image is not None
+    }
+    if drawable:
+        points = {k: v for k, v in cluster_points.items() if v is not None and k in drawable}
+        panels.append(FrocPanel("clusters (annotated circles; normal films)", drawable, points))
+    if lesion_insertion is not None:
+        curves, points = {}, {}
+        for key, name in (("selector", "selector"), ("plain_hdog", "plain HDoG")):
+            if key in lesion_insertion:
+                curves[name] = FROC.from_corners(lesion_insertion[key]["froc"])
+        if "selector" in lesion_insertion:
+            chosen = lesion_insertion["selector"]
+            points["selector"] = (chosen["operating_point_fp_per_cm2"], chosen["operating_point_tpr"])
+        if curves:
+            panels.append(FrocPanel("inserted clusters in held-out normal films", curves, points, p["fp_per_cm2"]))
+    return panels
 
 
 def _gallery_panels(evals, images: pd.DataFrame, p: dict) -> list[dict]:
@@ -185,7 +308,8 @@ def evaluate_held_out(
     out_froc_png,
     out_gallery_png,
     selector_path=None,
-    selector_threshold: float | None = None,
+    operating_point_path=None,
+    lesion_insertion_path=None,
     segmented=None,
     selector_status: dict | None = None,
 ) -> dict:
@@ -193,8 +317,10 @@ def evaluate_held_out(
     segmented (`segmented`: their IDs; all when None; the quality gate may have skipped some).
     `selector_status` ({used, reason}), when given, is recorded under `selector`.
 
-    With a selector, `plain_hdog` reports the same candidates ranked by DoG
-    response, so the selector's gain is measured on the same images.
+    With a selector (and its operating point JSON), `plain_hdog` reports the same
+    candidates ranked by DoG response, so the selector's gain is measured on the
+    same images. lesion_insertion_path : the lesion insertion JSON, when the corpus
+    has held-out normal films.
     """
     splits = image_splits(assignment_tsv)
     held_out = sorted(splits.index[splits != "train"])
@@ -210,6 +336,7 @@ def evaluate_held_out(
         out_gallery_png,
         image_ids=held_out,
         selector_path=selector_path,
-        selector_threshold=selector_threshold,
+        operating_point=read_operating_point(operating_point_path) if operating_point_path else None,
+        lesion_insertion=json.loads(Path(lesion_insertion_path).read_text()) if lesion_insertion_path else None,
         extra={"selector": dict(selector_status)} if selector_status is not None else None,
     )

@@ -24,6 +24,7 @@ CANDIDATE_KEYS = (
     "max_area_mm2",
     "background_mm",
     "context_radius_mm",
+    "working_spacing_mm",
 )
 HDOG_KEYS = (
     "sigma_min_mm",
@@ -43,7 +44,22 @@ SELECTOR_KEYS = (
     "selector_random_state",
     "match_distance_mm",
     "match_iou",
+    "weak_positives_per_circle",
+    "selector_inserted_lesions",
 )
+# the operating point: a fixed threshold, or one chosen on out-of-fold scores for a target
+OPERATING_POINT_KEYS = (
+    "selector_threshold",
+    "target_cluster_sensitivity",
+    "target_sensitivity",
+    "selector_cv_folds",
+    "cluster_min_objects",
+    "cluster_diameter_mm",
+    "match_distance_mm",
+    "match_iou",
+)
+# the `train_selector` rule: the selector and its operating point
+TRAINING_KEYS = tuple(dict.fromkeys(SELECTOR_KEYS + OPERATING_POINT_KEYS))
 # evaluation against truth and its figures
 EVALUATION_KEYS = (
     "match_distance_mm",
@@ -53,6 +69,35 @@ EVALUATION_KEYS = (
     "cluster_diameter_mm",
     "gallery_size",
     "gallery_crop_mm",
+    "sigma_min_mm",
+    "working_spacing_mm",
+)
+# lesion insertion into normal films: what is inserted, then detected like any image (`insert_lesions` rule)
+INSERTION_KEYS = tuple(
+    dict.fromkeys(
+        (
+            "insertion_clusters_per_image",
+            "insertion_contrast_snr",
+            "insertion_psf_sigma_mm",
+            "insertion_max_radius_mm",
+        )
+        + CANDIDATE_KEYS
+    )
+)
+# the evaluation of the held-out normal films with inserted lesions (`lesion_insertion` rule)
+INSERTION_EVALUATION_KEYS = (
+    "match_distance_mm",
+    "match_iou",
+    "fp_per_cm2",
+    "cluster_min_objects",
+    "gallery_size",
+    "gallery_crop_mm",
+    "insertion_clusters_per_image",
+    "insertion_contrast_snr",
+    "insertion_psf_sigma_mm",
+    "insertion_max_radius_mm",
+    "skin_margin_mm",
+    "border_margin_mm",
 )
 
 

@@ -4,14 +4,21 @@ Stands in for HDoGReg's CNN regression model, which cannot be shipped: a
 gradient-boosted tree classifier over the per-candidate features of
 `calcsig.segment.candidates`. Trained on candidates matched to pixel-level
 truth (positives = candidates matching a truth object under the evaluation's
-matching rule), or with weak labels from cluster circles: candidates inside an
-annotated calcification circle are (noisy) positives, candidates on normal
-films negatives, and candidates on abnormal films outside every circle are
-left out (their status is unknown).
+matching rule), or with weak labels from cluster circles: the strongest
+candidates (by DoG response) inside an annotated calcification circle are
+(noisy) positives, candidates on normal films negatives, and the other
+candidates of abnormal films are left out (their status is unknown). Normal
+films with inserted lesions (`calcsig.segment.inserted`) add exact labels.
+
+Selectors exist per scope (the train split; with selector_scope outer_fold one
+per outer fold and one on train+dev), each with its operating point
+(`calcsig.segment.operating_point`).
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import joblib
@@ -25,9 +32,16 @@ from calcsig.errors import CalcsigError, ConfigError
 from calcsig.paths import atomic_path
 from calcsig.segment.candidates import FEATURE_NAMES, detect_candidates
 from calcsig.segment.evaluate import candidate_pairs
-from calcsig.segment.params import CANDIDATE_KEYS, SELECTOR_KEYS, segment_params
+from calcsig.segment.operating_point import choose_operating_point, out_of_fold_scores, subject_folds
+from calcsig.segment.params import (
+    CANDIDATE_KEYS,
+    OPERATING_POINT_KEYS,
+    SELECTOR_KEYS,
+    TRAINING_KEYS,
+    segment_params,
+)
 from calcsig.segment.store import SELECTOR_FEATURE_COLUMNS, read_candidates, read_segmentation
-from calcsig.segment.truth import image_splits, truth_kinds
+from calcsig.segment.truth import truth_kinds
 from calcsig.tables import read_table
 from calcsig.truthlabels import read_truth_labels
 
@@ -118,15 +132,26 @@ def labels_from_truth(
     return y
 
 
-def labels_from_circles(centroid_yx_px: np.ndarray, circles_px, normal: bool) -> np.ndarray:
-    """Weak labels: 1 inside any circle (x, y, radius px), 0 everywhere on a normal film,
-    -1 (unknown, not used for training) outside the circles of an abnormal film."""
+def labels_from_circles(
+    centroid_yx_px: np.ndarray, circles_px, normal: bool, strength=None, positives_per_circle: int = 0
+) -> np.ndarray:
+    """Weak labels: 1 inside a circle (x, y, radius px), 0 everywhere on a normal film,
+    -1 (unknown, not used for training) elsewhere on an abnormal film.
+
+    strength, positives_per_circle : when both are given (> 0), only the
+    `positives_per_circle` candidates of highest `strength` (e.g. DoG response)
+    inside each circle are positives; the circle's other candidates are unknown.
+    """
     centroid_yx_px = np.asarray(centroid_yx_px, dtype=np.float64).reshape(-1, 2)
     if normal:
         return np.zeros(len(centroid_yx_px), dtype=int)
     y = np.full(len(centroid_yx_px), -1, dtype=int)
     for cx, cy, r in np.asarray(circles_px if circles_px is not None else [], dtype=np.float64).reshape(-1, 3):
-        inside = np.hypot(centroid_yx_px[:, 1] - cx, centroid_yx_px[:, 0] - cy) <= r
+        inside = np.flatnonzero(np.hypot(centroid_yx_px[:, 1] - cx, centroid_yx_px[:, 0] - cy) <= r)
+        if strength is not None and positives_per_circle > 0:
+            # strongest first; ties by candidate order, so the labels are deterministic
+            order = np.lexsort((inside, -np.asarray(strength, dtype=np.float64)[inside]))
+            inside = inside[order[:positives_per_circle]]
         y[inside] = 1
     return y
 
@@ -137,9 +162,11 @@ def candidate_labels(sample: dict, params: dict | None = None) -> np.ndarray:
     sample : `labels` (candidate label image), `centroid_yx_px` ((n, 2)),
         `pixel_spacing_mm`, and either `truth` (a label image: pixel-level
         truth, matched under `match_distance_mm` / `match_iou`), or `circles`
-        ((x, y, radius) px rows) and/or `normal` (bool) for weak labels.
+        ((x, y, radius) px rows) and/or `normal` (bool) for weak labels, with
+        `strength` ((n,), e.g. DoG response) ranking the candidates inside a
+        circle (`weak_positives_per_circle`).
     """
-    p = segment_params(params, ("match_distance_mm", "match_iou"))
+    p = segment_params(params, ("match_distance_mm", "match_iou", "weak_positives_per_circle"))
     if sample.get("truth") is not None:
         return labels_from_truth(
             sample["labels"],
@@ -148,7 +175,13 @@ def candidate_labels(sample: dict, params: dict | None = None) -> np.ndarray:
             p["match_distance_mm"],
             p["match_iou"],
         )
-    return labels_from_circles(sample["centroid_yx_px"], sample.get("circles"), bool(sample.get("normal", False)))
+    return labels_from_circles(
+        sample["centroid_yx_px"],
+        sample.get("circles"),
+        bool(sample.get("normal", False)),
+        sample.get("strength"),
+        p["weak_positives_per_circle"],
+    )
 
 
 def training_set(samples, params: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -162,7 +195,13 @@ def training_set(samples, params: dict | None = None) -> tuple[np.ndarray, np.nd
     for sample in samples:
         if "features" not in sample:
             cand = detect_candidates(sample["image"], float(sample["pixel_spacing_mm"]), _candidate_params(params))
-            sample = {**sample, "labels": cand.labels, "centroid_yx_px": cand.centroid_yx_px, "features": cand.features}
+            sample = {
+                **sample,
+                "labels": cand.labels,
+                "centroid_yx_px": cand.centroid_yx_px,
+                "features": cand.features,
+                "strength": cand.hdog.dog_response,
+            }
         y = candidate_labels(sample, params)
         known = y >= 0
         xs.append(np.asarray(sample["features"], dtype=np.float64)[known])
@@ -216,6 +255,128 @@ def rejected_object_ids(table: pd.DataFrame, selector: CandidateSelector | None,
     return table.loc[score_candidates(table, selector) < threshold, "object_id"].to_numpy(dtype=np.int64)
 
 
+@dataclass
+class TrainingImage:
+    """One training image's stored candidates with their labels and the truth to score them against.
+
+    features : (n, len(FEATURE_NAMES)); y : (n,) 1, 0 or -1 (unknown, not trained on);
+    centroids_mm : (n, 2) as (x, y) mm; circles_mm : (k, 3) (x, y, radius) mm or None;
+    normal : a normal film; truth_pairs : pixel truth's eligible (candidate, truth, distance,
+    IoU) pairs (`candidate_pairs`) or None; n_truth : truth objects; breast_area_cm2;
+    inserted : a normal film with inserted lesions, trained on but never scored for the
+    operating point (which is chosen on real truth only).
+    """
+
+    image_id: str
+    subject_id: str
+    features: np.ndarray
+    y: np.ndarray
+    centroids_mm: np.ndarray
+    circles_mm: np.ndarray | None = None
+    normal: bool = False
+    truth_pairs: list | None = None
+    n_truth: int = 0
+    breast_area_cm2: float = 0.0
+    inserted: bool = False
+
+    @property
+    def has_positive(self) -> bool:
+        """Whether the image carries real calcification truth (what the folds spread evenly)."""
+        if self.inserted:
+            return False
+        return bool(self.n_truth) or (self.circles_mm is not None and len(self.circles_mm) > 0)
+
+
+def load_training_image(
+    npz,
+    tsv,
+    image_id: str,
+    subject_id: str,
+    truth=None,
+    circles=None,
+    normal: bool = False,
+    params=None,
+    inserted: bool = False,
+) -> TrainingImage:
+    """A training image from its stored candidates (`segment_image_file`) and its truth.
+
+    truth : pixel truth, a label image or the path of one (matched under
+    `match_distance_mm` / `match_iou`); circles : (x, y, radius) px calcification
+    circles (weak labels, `weak_positives_per_circle`); normal : a normal film;
+    inserted : a normal film with inserted lesions (`truth` is what was inserted).
+    """
+    p = segment_params(params, ("match_distance_mm", "match_iou", "weak_positives_per_circle"))
+    seg, table = read_segmentation(npz), read_candidates(tsv)
+    spacing = seg["pixel_spacing_mm"]
+    centroid_yx = table[["centroid_y_px", "centroid_x_px"]].to_numpy(dtype=np.float64)
+    if isinstance(truth, (str, Path)):
+        truth = read_truth_labels(truth)
+    sample = {
+        "labels": seg["labels"],
+        "pixel_spacing_mm": spacing,
+        "centroid_yx_px": centroid_yx,
+        "truth": truth,
+        "circles": circles,
+        "normal": bool(normal),
+        "strength": table["dog_response"].to_numpy(dtype=np.float64),
+    }
+    pairs = None
+    if truth is not None and not inserted:
+        pairs = candidate_pairs(seg["labels"], truth, spacing, p["match_distance_mm"], p["match_iou"])
+    return TrainingImage(
+        image_id=str(image_id),
+        subject_id=str(subject_id),
+        features=table[SELECTOR_FEATURE_COLUMNS].to_numpy(dtype=np.float64),
+        y=candidate_labels(sample, p),
+        centroids_mm=centroid_yx[:, ::-1] * spacing,
+        circles_mm=np.asarray(circles, dtype=np.float64).reshape(-1, 3) * spacing if circles else None,
+        normal=bool(normal),
+        truth_pairs=pairs,
+        n_truth=int(truth.max()) if truth is not None and truth.size else 0,
+        breast_area_cm2=float(seg["breast"].sum()) * spacing**2 / 100.0,
+        inserted=inserted,
+    )
+
+
+def fit_selector(images: list[TrainingImage], params: dict | None = None) -> CandidateSelector:
+    """A CandidateSelector (hyper-parameters of `params`) fitted on the known-label candidates of `images`."""
+    X = np.concatenate([im.features[im.y >= 0] for im in images] + [np.zeros((0, len(FEATURE_NAMES)))])
+    y = np.concatenate([im.y[im.y >= 0] for im in images] + [np.zeros(0, int)])
+    if np.unique(y).size < 2:
+        raise CalcsigError(
+            f"the selector's {len(images)} training images hold {int((y == 1).sum())} positive and "
+            f"{int((y == 0).sum())} negative candidates; it needs both (calcification truth with candidates "
+            "on it, and normal films or candidates outside the truth); set segment.use_selector: false "
+            "for plain HDoG output"
+        )
+    return build_selector(params).fit(X, y)
+
+
+def train_with_operating_point(images: list[TrainingImage], params: dict | None = None, seed: int = 0):
+    """The selector fitted on all `images` and its operating point (see `calcsig.segment.operating_point`).
+
+    With `selector_threshold` set, that fixed value is the operating point; otherwise
+    it is chosen on out-of-fold scores over `selector_cv_folds` subject-grouped folds.
+    Returns (selector, operating point dict).
+    """
+    p = segment_params(params, TRAINING_KEYS)
+    selector_params = {k: p[k] for k in SELECTOR_KEYS}
+    selector = fit_selector(images, selector_params)
+    if p["selector_threshold"] is not None:
+        return selector, {
+            "threshold": float(p["selector_threshold"]),
+            "rule": "fixed by segment.selector_threshold",
+            "chosen_on": "configuration",
+        }
+    folds = subject_folds(
+        [im.subject_id for im in images], [im.has_positive for im in images], p["selector_cv_folds"], seed
+    )
+    scores = out_of_fold_scores(images, folds, lambda part: fit_selector(part, selector_params))
+    chosen = choose_operating_point(images, scores, {k: p[k] for k in OPERATING_POINT_KEYS})
+    chosen["n_folds"] = int(len(np.unique(folds)))
+    return selector, chosen
+
+
 def train_selector_files(
     segment_files,
     params: dict | None,
@@ -237,64 +398,162 @@ def train_selector_files(
     truth_paths = list(truth_paths) if truth_paths is not None else [None] * n
     circles = list(circles) if circles is not None else [None] * n
     normal = list(normal) if normal is not None else [False] * n
-
-    def samples():
-        for (npz, tsv), truth, circ, norm in zip(segment_files, truth_paths, circles, normal):
-            if truth is None and not circ and not norm:
-                continue
-            seg, table = read_segmentation(npz), read_candidates(tsv)
-            yield {
-                "labels": seg["labels"],
-                "pixel_spacing_mm": seg["pixel_spacing_mm"],
-                "centroid_yx_px": table[["centroid_y_px", "centroid_x_px"]].to_numpy(dtype=np.float64),
-                "features": table[SELECTOR_FEATURE_COLUMNS].to_numpy(dtype=np.float64),
-                "truth": read_truth_labels(truth) if truth else None,
-                "circles": circ,
-                "normal": bool(norm),
-            }
-
     p = segment_params(params, SELECTOR_KEYS)
-    X, y = training_set(samples(), p)
-    selector = build_selector(p).fit(X, y)
+    images = [
+        load_training_image(npz, tsv, str(npz), str(npz), truth, circ, norm, p)
+        for (npz, tsv), truth, circ, norm in zip(segment_files, truth_paths, circles, normal)
+        if truth is not None or circ or norm
+    ]
+    if not images:
+        raise ValueError("no training images given")
+    selector = fit_selector(images, p)
     with atomic_path(out_model) as tmp:
         joblib.dump(selector, tmp)
     return selector
 
 
-def train_selector_on_split(
-    images_tsv, rois_tsv, assignment_tsv, segment_dir, params: dict, out_model, split: str = "train", segmented=None
-) -> int:
-    """Train the selector on the stored candidates of the images of `split` that carry truth.
+def training_image_ids(assignment_tsv, scope: str) -> list[str]:
+    """The images a selector of `scope` is trained on (image rows of assignment.tsv).
+
+    scope : `train` (the train split: the selector the segmentation evaluation uses
+    and, with selector_scope split, every ROI's); `outer{k}` (train and dev images
+    outside outer fold k); `outer_eval` (all train and dev images).
+    """
+    assignment = pd.read_csv(assignment_tsv, sep="\t", dtype=str, keep_default_na=False)
+    images = assignment[assignment["level"] == "image"]
+    if scope == "train":
+        chosen = images["split"] == "train"
+    elif scope == "outer_eval":
+        chosen = images["split"].isin(["train", "dev"])
+    elif scope.startswith("outer") and scope[5:].isdigit():
+        chosen = images["split"].isin(["train", "dev"]) & (images["outer_fold"] != scope[5:])
+    else:
+        raise ConfigError(f"selector scope must be train, outer<k> or outer_eval, got {scope!r}")
+    return sorted(images.loc[chosen, "image_id"])
+
+
+def train_selector_for_scope(
+    images_tsv,
+    rois_tsv,
+    assignment_tsv,
+    segment_dir,
+    params: dict,
+    out_model,
+    out_operating_point,
+    scope: str = "train",
+    inserted: dict | None = None,
+    segmented=None,
+) -> dict:
+    """Train the selector of `scope` (see `training_image_ids`) on the stored candidates of its
+    images that carry truth, choose its operating point, and write both.
 
     Truth is per-calcification masks (`truth_mask_path`), else calcification
     circles (weak labels), else, for films of a source with circle truth and no
     ROI, "normal" (every candidate a negative). segment_dir holds each image's
-    `{image_id}.npz` / `.tsv`; `segmented` lists the images that have them (all
-    when None; an image the quality gate skipped has none). Returns the number of
-    training images; raises CalcsigError naming the split when none carries truth.
+    `{image_id}.npz` / `.tsv`. inserted : image_id -> (npz, tsv) of normal films with
+    inserted lesions (`calcsig.segment.inserted.insert_lesions_file`); those of the
+    scope's images are trained on too when `selector_inserted_lesions` is on.
+    out_operating_point (JSON): `threshold`, `rule`, the target, `chosen_on`, `reached`,
+    `out_of_fold`, `n_images`, `n_inserted_images`, `n_subjects`, `scope`.
+    segmented : the images that have stored candidates (all when None; the quality gate may skip some).
+    Raises CalcsigError naming the scope when no image carries truth.
     """
     images = read_table(images_tsv, "images")
     rois = read_table(rois_tsv, "rois")
-    splits = image_splits(assignment_tsv)
-    images = images[images["has_pixels"].astype(bool) & images["image_id"].map(splits).eq(split)]
+    wanted = set(training_image_ids(assignment_tsv, scope))
     if segmented is not None:
-        images = images[images["image_id"].isin(set(segmented))]
+        wanted &= set(segmented)
+    images = images[images["has_pixels"].astype(bool) & images["image_id"].astype(str).isin(wanted)]
     kinds = truth_kinds(images, rois)
     used = kinds.index[kinds["truth_path"].notna() | kinds["circles"].notna() | kinds["normal"]]
     if used.empty:
         raise CalcsigError(
-            f"{images_tsv}: no {split}-split image carries calcification truth (truth_mask_path, "
+            f"{images_tsv}: no image of selector scope {scope} carries calcification truth (truth_mask_path, "
             "calcification circles or normal films), so the candidate selector cannot be trained; "
             "set segment.use_selector: false for plain HDoG output"
         )
     segment_dir = Path(segment_dir)
-    ids = images.loc[used, "image_id"].astype(str)
-    train_selector_files(
-        [(segment_dir / f"{i}.npz", segment_dir / f"{i}.tsv") for i in ids],
-        params,
-        out_model,
-        truth_paths=list(kinds.loc[used, "truth_path"]),
-        circles=list(kinds.loc[used, "circles"]),
-        normal=list(kinds.loc[used, "normal"]),
+    training = [
+        load_training_image(
+            segment_dir / f"{images.at[i, 'image_id']}.npz",
+            segment_dir / f"{images.at[i, 'image_id']}.tsv",
+            images.at[i, "image_id"],
+            images.at[i, "subject_id"],
+            kinds.at[i, "truth_path"],
+            kinds.at[i, "circles"],
+            bool(kinds.at[i, "normal"]),
+            params,
+        )
+        for i in used
+    ]
+    real = len(training)
+    p = segment_params(params, ("selector_random_state", "selector_inserted_lesions"))
+    if inserted and p["selector_inserted_lesions"]:
+        training += _inserted_training_images(inserted, images, params)
+    selector, chosen = train_with_operating_point(training, params, p["selector_random_state"] or 0)
+    chosen.setdefault("chosen_on", _scope_scores(scope))
+    chosen.update(
+        scope=scope,
+        n_images=real,
+        n_inserted_images=len(training) - real,
+        n_subjects=len({im.subject_id for im in training}),
+        n_positive_candidates=selector.n_positive_,
+        n_negative_candidates=selector.n_negative_,
     )
-    return len(used)
+    with atomic_path(out_model) as tmp:
+        joblib.dump(selector, tmp)
+    with atomic_path(out_operating_point) as tmp:
+        Path(tmp).write_text(json.dumps(chosen, indent=2, sort_keys=True) + "\n")
+    return chosen
+
+
+def _inserted_training_images(inserted: dict, images: pd.DataFrame, params) -> list[TrainingImage]:
+    """The films of `images` that have inserted lesions (`inserted`: image_id -> (npz, tsv))."""
+    out = []
+    for _, row in images.iterrows():
+        if str(row["image_id"]) not in inserted:
+            continue
+        npz, tsv = inserted[str(row["image_id"])]
+        with np.load(npz) as stored:
+            truth = stored["truth"]
+        out.append(
+            load_training_image(npz, tsv, row["image_id"], row["subject_id"], truth, params=params, inserted=True)
+        )
+    return out
+
+
+def selector_scope_of(selector_scope: str, split: str, outer_fold: str) -> str:
+    """The selector that segments a ROI of an image in `split` / `outer_fold` for the models.
+
+    selector_scope `split`: the train-split selector (`train`) for every ROI.
+    `outer_fold`: a train or dev ROI of outer fold k is segmented by `outer{k}` (trained
+    on the train+dev images outside fold k), so that when fold k is the CV test fold its
+    ROIs were segmented by a selector that never saw their images; eval and external
+    ROIs by `outer_eval` (trained on all train+dev images), like the final model.
+    """
+    if selector_scope == "split":
+        return "train"
+    if selector_scope != "outer_fold":
+        raise ConfigError(f"segment.selector_scope must be split or outer_fold, got {selector_scope!r}")
+    if split in ("train", "dev"):
+        if not str(outer_fold):
+            raise ConfigError(f"a {split} image has no outer fold in assignment.tsv; rerun the partition")
+        return f"outer{outer_fold}"
+    return "outer_eval"
+
+
+def _scope_scores(scope: str) -> str:
+    """Which out-of-fold scores the operating point of `scope` was chosen on, in words."""
+    if scope == "train":
+        return "train split out-of-fold scores"
+    if scope == "outer_eval":
+        return "train+dev out-of-fold scores"
+    return f"out-of-fold scores of the train+dev images outside outer fold {scope[5:]}"
+
+
+def read_operating_point(path) -> dict:
+    """The operating point JSON written by `train_selector_for_scope`."""
+    chosen = json.loads(Path(path).read_text())
+    if not isinstance(chosen.get("threshold"), (int, float)):
+        raise ConfigError(f"{path}: operating point without a numeric threshold (written by an older calcsig?)")
+    return chosen

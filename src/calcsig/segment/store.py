@@ -8,6 +8,7 @@ stored candidates, so a change to the selector never reruns detection.
 
 from __future__ import annotations
 
+import logging
 import zipfile
 from pathlib import Path
 
@@ -31,6 +32,7 @@ OBJECT_COLUMNS = [
 ]
 # the selector's inputs, stored with each candidate so the selector never reruns detection
 SELECTOR_FEATURE_COLUMNS = [f"sel_{name}" for name in FEATURE_NAMES]
+log = logging.getLogger(__name__)
 CANDIDATE_COLUMNS = OBJECT_COLUMNS + SELECTOR_FEATURE_COLUMNS
 
 
@@ -78,12 +80,17 @@ def write_segmentation(
     table: pd.DataFrame,
     out_npz: str | Path,
     out_tsv: str | Path,
+    extra: dict | None = None,
 ) -> None:
-    """Write the label image (compressed npz) and candidate table (TSV), each atomically."""
+    """Write the label image (compressed npz) and candidate table (TSV), each atomically.
+
+    extra : further arrays stored in the npz (e.g. the truth of inserted lesions).
+    """
     arrays = {
         "labels": labels.astype(np.int32, copy=False),
         "breast": breast.astype(bool, copy=False),
         "pixel_spacing_mm": np.float64(pixel_spacing_mm),
+        **(extra or {}),
     }
     # A standard compressed npz (np.load reads it), written at zlib level 1: the
     # label image is mostly zeros, and level 1 is several times faster than
@@ -115,6 +122,14 @@ def segment_image_file(
     data = read_image(image_path)
     spacing = image_spacing(data.pixel_spacing_mm, pixel_spacing_mm, image_path)
     cand, table = segment_image(data.pixels, spacing, params)
+    if cand.upsampling_factor > 1:
+        log.info(
+            "%s: %.4g mm pixels upsampled x%d for detection (working spacing %.4g mm)",
+            image_path,
+            spacing,
+            cand.upsampling_factor,
+            spacing / cand.upsampling_factor,
+        )
     write_segmentation(cand.labels, cand.breast, spacing, table, out_npz, out_tsv)
     return len(table)
 

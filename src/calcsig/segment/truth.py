@@ -46,3 +46,29 @@ def truth_kinds(images: pd.DataFrame, rois: pd.DataFrame) -> pd.DataFrame:
         },
         index=images.index,
     )
+
+
+def normal_films(images: pd.DataFrame, rois: pd.DataFrame) -> pd.Series:
+    """Per image (indexed like `images`): a normal film, known to hold no finding.
+
+    A pixel image without any ROI row, of a source that annotates findings (has
+    at least one ROI row), so that "no ROI" means "nothing found" rather than
+    "never read". mini-MIAS NORM films are normal; an unlabelled archive is not.
+    """
+    ids = images["image_id"].astype(str)
+    with_roi = set(rois["image_id"].astype(str))
+    annotating = set(images.loc[ids.isin(with_roi), "source"].astype(str))
+    has_pixels = images["has_pixels"].astype(str).str.lower().isin(["true", "1"])
+    return pd.Series(
+        has_pixels.to_numpy()
+        & images["source"].astype(str).isin(annotating).to_numpy()
+        & ~ids.isin(with_roi).to_numpy(),
+        index=images.index,
+    )
+
+
+def image_folds(assignment_tsv) -> pd.DataFrame:
+    """Split and outer fold (string, empty outside train/dev) of each image, indexed by image_id."""
+    assignment = pd.read_csv(assignment_tsv, sep="\t", dtype=str, keep_default_na=False)
+    images = assignment[assignment["level"] == "image"]
+    return images.set_index("image_id")[["split", "outer_fold"]]
