@@ -5,12 +5,23 @@
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/resources.smk"
 include: "workflow/rules/corpus.smk"
 include: "workflow/rules/partition.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/report.smk"
+
+
+# Checks and small gathers run in the main snakemake process, never as cluster jobs: each
+# takes about a second, less than a cluster job's own overhead.
+localrules:
+    all,
+    check_corpus,
+    check_cohort,
+    cohort,
+    gather_predictions,
 
 
 rule all:

@@ -1,6 +1,7 @@
 """What profiles/slurm gives snakemake, read the way snakemake reads it; no cluster needed."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,10 +38,12 @@ def test_the_profile_deploys_no_software_unless_asked():
     assert arguments["executor"] == "slurm"
 
 
-def test_defaults_for_every_job_are_set_and_per_rule_resources_stay_per_rule(site):
+def test_jobs_are_sized_by_their_rules_and_per_item_work_is_bundled(site):
     arguments = profile_arguments()
-    assert {"runtime=30", "mem_mb=2000"} <= set(arguments["default-resources"])
-    assert {"corpus:runtime=60", "corpus:mem_mb=8000"} <= set(arguments["set-resources"])
+    # memory and wall time come from each rule's measured cost (workflow/rules/resources.smk), not a flat default
+    assert not any(r.startswith(("runtime=", "mem_mb=")) for r in arguments.get("default-resources", []))
+    assert "set-resources" not in arguments
+    assert set(arguments["group-components"]) == {"images=2", "rois=2", "models=2"}
 
 
 def test_account_and_partition_come_from_sbatch_variables(site, monkeypatch):
@@ -48,7 +51,6 @@ def test_account_and_partition_come_from_sbatch_variables(site, monkeypatch):
     monkeypatch.setenv("SBATCH_PARTITION", "short")
     resources = profile_arguments()["default-resources"]
     assert "slurm_account=lab42" in resources and "slurm_partition=short" in resources
-    assert "runtime=30" in resources  # the variables add to the defaults, they do not replace them
 
 
 def test_without_sbatch_account_the_account_is_the_users_default_in_slurm_accounting(site):
@@ -62,7 +64,7 @@ def test_without_sbatch_account_the_account_is_the_users_default_in_slurm_accoun
 
 
 def test_without_any_account_source_the_profile_sets_none(site):
-    resources = profile_arguments()["default-resources"]
+    resources = profile_arguments().get("default-resources") or []
     assert not any(r.startswith(("slurm_account=", "slurm_partition=")) for r in resources)
 
 
@@ -95,5 +97,41 @@ def test_a_cluster_dry_run_uses_the_slurm_profile(tmp_path):
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
-    assert f"Using profile {PROFILE.parent} for setting default command line arguments" in output
+    assert re.search(rf"Using profiles? {re.escape(str(PROFILE.parent))} ", output), output[:3000]
     assert "corpus" in output.split("Job stats:")[1]
+    # the corpus job is sized before the corpus exists: from the synthetic source's settings
+    corpus_job = output.split("checkpoint corpus:")[1].split("Shell command")[0]
+    assert re.search(r"mem_mb=\d+", corpus_job) and re.search(r"runtime=\d+", corpus_job), corpus_job
+
+
+def cluster_dry_run(workdir: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SBATCH_", "SNAKEMAKE_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--profile", str(PROFILE.parent)]
+        + ["--configfile", "tiny.yaml", "-n", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    return output
+
+
+def test_every_cluster_job_asks_for_its_measured_size_and_per_item_jobs_run_in_groups(finished_tiny_run):
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason='the SLURM plugin is not installed (".[slurm]")')
+    # replan everything after the corpus, without running it
+    output = cluster_dry_run(finished_tiny_run, "--forcerun", "partition")
+    jobs = re.findall(r"^( *)(local)?(?:rule|checkpoint) (\w+):\n(.*?)\n\1Shell command", output, re.M | re.S)
+    assert jobs, output[-3000:]
+    for indent, local, rule, body in jobs:
+        if rule == "all":  # the target rule runs nothing
+            continue
+        if local:
+            assert rule in {"all", "check_corpus", "check_cohort", "cohort", "gather_predictions"}
+            continue
+        resources = re.search(r"resources: (.*)", body).group(1)
+        assert re.search(r"\bmem_mb=\d+", resources) and re.search(r"\bruntime=\d+", resources), (rule, resources)
+        # per-image and per-ROI batches and model fits are printed inside their group job (indented)
+        assert bool(indent) == (rule in {"segment", "masks", "features", "model_fold"}), rule

@@ -9,7 +9,8 @@ import sys
 from .errors import CalcsigError
 from .jobguard import stop_when_orphaned
 
-# the line each job log ends with, naming the calcsig modules the job ran (see `loaded_modules`)
+# the line naming the calcsig modules a job ran (see `loaded_modules`): last in a job's log,
+# or just before the error block of a job that stopped on a calcsig error
 MODULES_LINE = "calcsig modules loaded:"
 
 
@@ -55,20 +56,27 @@ def log_to(path: str, level: int = logging.INFO):
     except CalcsigError as error:
         # INFO, not DEBUG: the log is written at INFO and the traceback must be in it for a developer
         log.info("traceback of the error reported below", exc_info=True)
+        _log_modules(log)
         block = error_block(error, path)
         log.error("%s", block)
         print(block, file=sys.stderr, flush=True)
         raise SystemExit(1) from None
     except Exception:
+        _log_modules(log)
         log.exception("job failed")
         raise
+    else:
+        _log_modules(log)
     finally:
-        # what the job really imported: the workflow's code inputs must cover it (tests check)
-        logging.getLogger("calcsig").info("%s %s", MODULES_LINE, " ".join(loaded_modules()))
         logging.captureWarnings(False)
         root.removeHandler(handler)
         root.setLevel(previous_level)
         handler.close()
+
+
+def _log_modules(log: logging.Logger) -> None:
+    # what the job really imported: the workflow's code inputs must cover it (tests check)
+    log.info("%s %s", MODULES_LINE, " ".join(loaded_modules()))
 
 
 def loaded_modules() -> list[str]:

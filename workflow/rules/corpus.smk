@@ -17,6 +17,9 @@ checkpoint corpus:
         "results/benchmarks/corpus.tsv"
     conda:
         "../../envs/corpus.yaml"
+    threads: 1
+    resources:
+        **job_resources("corpus"),
     params:
         source=config["corpus"]["source"],
         path=config["corpus"]["path"],

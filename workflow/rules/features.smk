@@ -13,8 +13,13 @@ rule features:
         "logs/features/{batch}.log",
     benchmark:
         "results/benchmarks/features/{batch}.tsv"
+    group:
+        "rois"
     conda:
         "../../envs/features.yaml"
+    threads: 1
+    resources:
+        **job_resources("features"),
     params:
         rois=roi_items,
         families=config["features"]["families"],
@@ -39,6 +44,9 @@ rule gather_features:
         "results/benchmarks/features/gather_features.tsv"
     conda:
         "../../envs/features.yaml"
+    threads: 1
+    resources:
+        **job_resources("gather_features"),
     params:
         n_scales=len(config["masks"]["dilation_scales_mm"]),
     script:

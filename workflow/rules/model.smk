@@ -14,9 +14,13 @@ rule model_fold:
         "results/benchmarks/model/outer{fold}/{model}.tsv"
     wildcard_constraints:
         fold="[0-9]+|eval",
+    group:
+        "models"
     conda:
         "../../envs/model.yaml"
     threads: 1
+    resources:
+        **job_resources("model_fold"),
     params:
         model=model_settings,
         masks_dir=masks_dir,
@@ -36,6 +40,9 @@ rule gather_predictions:
         "results/benchmarks/model/gather_predictions.tsv"
     conda:
         "../../envs/model.yaml"
+    threads: 1
+    resources:
+        **job_resources("gather_predictions"),
     script:
         "../scripts/gather_predictions.py"
 
@@ -56,6 +63,9 @@ rule evaluate_models:
         "results/benchmarks/model/evaluate_models.tsv"
     conda:
         "../../envs/model.yaml"
+    threads: 1
+    resources:
+        **job_resources("evaluate_models"),
     params:
         model=settings("model", MODEL_EVALUATION_KEYS),
     script:

@@ -18,6 +18,9 @@ rule check_corpus:
     priority: 200
     conda:
         "../../envs/corpus.yaml"
+    threads: 1
+    resources:
+        **job_resources("check_corpus"),
     params:
         settings=corpus_check_settings(config),
     script:
@@ -47,6 +50,9 @@ rule partition:
     priority: 100
     conda:
         "../../envs/corpus.yaml"
+    threads: 1
+    resources:
+        **job_resources("partition"),
     params:
         partition=settings("partition", PARTITION_KEYS),
         seed=config["seed"],
@@ -74,6 +80,9 @@ rule audit:
         "results/benchmarks/audit.tsv"
     conda:
         "../../envs/corpus.yaml"
+    threads: 1
+    resources:
+        **job_resources("audit"),
     params:
         partition=settings("partition", AUDIT_KEYS),
         # the model's inner folds are audited too: the same function makes them
@@ -98,6 +107,9 @@ rule check_cohort:
     priority: 100
     conda:
         "../../envs/corpus.yaml"
+    threads: 1
+    resources:
+        **job_resources("check_cohort"),
     params:
         cohort=config["cohort"],
     script:
@@ -116,6 +128,9 @@ rule cohort:
         "results/benchmarks/cohort.tsv"
     conda:
         "../../envs/corpus.yaml"
+    threads: 1
+    resources:
+        **job_resources("cohort"),
     params:
         cohort=config["cohort"],
     script:

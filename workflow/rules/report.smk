@@ -15,6 +15,9 @@ rule report:
         "results/benchmarks/report.tsv"
     conda:
         "../../envs/report.yaml"
+    threads: 1
+    resources:
+        **job_resources("report"),
     params:
         config=config,
         snakefile=workflow.main_snakefile,

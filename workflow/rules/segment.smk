@@ -17,8 +17,13 @@ rule segment:
         "logs/segment/{batch}.log",
     benchmark:
         "results/benchmarks/segment/{batch}.tsv"
+    group:
+        "images"
     conda:
         "../../envs/segment.yaml"
+    threads: 1
+    resources:
+        **job_resources("segment"),
     params:
         images=image_items,
         segment=settings("segment", CANDIDATE_KEYS),
@@ -42,6 +47,9 @@ rule train_selector:
         scope="train|outer[0-9]+|outer_eval",
     conda:
         "../../envs/segment.yaml"
+    threads: 1
+    resources:
+        **job_resources("train_selector"),
     params:
         segment=settings("segment", TRAINING_KEYS),
     script:
@@ -58,8 +66,13 @@ rule masks:
         "logs/masks/{batch}.log",
     benchmark:
         "results/benchmarks/masks/{batch}.tsv"
+    group:
+        "rois"
     conda:
         "../../envs/segment.yaml"
+    threads: 1
+    resources:
+        **job_resources("masks"),
     params:
         rois=roi_items,
         masks=settings("masks", MASKS_KEYS),
@@ -79,8 +92,13 @@ rule insert_lesions:
         "logs/segment/inserted/{batch}.log",
     benchmark:
         "results/benchmarks/segment/inserted/{batch}.tsv"
+    group:
+        "images"
     conda:
         "../../envs/segment.yaml"
+    threads: 1
+    resources:
+        **job_resources("insert_lesions"),
     params:
         films=normal_film_items,
         segment=settings("segment", INSERTION_KEYS),
@@ -105,6 +123,9 @@ rule lesion_insertion:
         "results/benchmarks/segment/lesion_insertion.tsv"
     conda:
         "../../envs/segment.yaml"
+    threads: 1
+    resources:
+        **job_resources("lesion_insertion"),
     params:
         segment=settings("segment", INSERTION_EVALUATION_KEYS),
         seed=config["seed"],
@@ -125,6 +146,9 @@ rule evaluate_segmentation:
         "results/benchmarks/segment/evaluate_segmentation.tsv"
     conda:
         "../../envs/segment.yaml"
+    threads: 1
+    resources:
+        **job_resources("evaluate_segmentation"),
     params:
         segment=settings("segment", EVALUATION_KEYS),
         selector_status=lambda wildcards: selector_status(),
