@@ -40,13 +40,13 @@ import SimpleITK as sitk
 from radiomics import featureextractor
 from scipy import ndimage as ndi
 
+from calcsig.config import resource_path
 from calcsig.features.radiomics_fast import quiet_radiomics
 from calcsig.features.regionprops import region_properties
 from calcsig.features.stage import local_features, radiomics_extractor
 from calcsig.features.table import BACKGROUND_YAML, FOREGROUND_YAML
 from calcsig.features.topology import multiscale_topology
 from calcsig.masks import min_distance_px, object_band, roi_masks
-from calcsig.paths import REPO_ROOT
 
 SPACING_MM = 0.07
 BAND_MM = 1.75
@@ -87,8 +87,8 @@ def synthetic_roi(size: int, n_objects: int, seed: int) -> tuple[np.ndarray, np.
 
 def naive_local(image: np.ndarray, foreground: np.ndarray, band_px: float, n: int, fg_names, bg_names):
     """pyradiomics per object with whole-ROI masks; returns (values, cpu seconds)."""
-    fg_ex = featureextractor.RadiomicsFeatureExtractor(str(REPO_ROOT / FOREGROUND_YAML))
-    bg_ex = featureextractor.RadiomicsFeatureExtractor(str(REPO_ROOT / BACKGROUND_YAML))
+    fg_ex = featureextractor.RadiomicsFeatureExtractor(str(resource_path(FOREGROUND_YAML)))
+    bg_ex = featureextractor.RadiomicsFeatureExtractor(str(resource_path(BACKGROUND_YAML)))
     start = time.process_time()
     sitk_image = sitk.GetImageFromArray(image.astype(np.float64))
     sitk_image.SetSpacing((SPACING_MM, SPACING_MM))
@@ -231,7 +231,7 @@ def main(argv: list[str]) -> int:
     section = markdown(result, args.naive_objects)
     print(section)
     if not args.no_write:
-        write_section(REPO_ROOT / "BENCHMARKS.md", section)
+        write_section(Path(__file__).resolve().parents[1] / "BENCHMARKS.md", section)
     return 0
 
 

@@ -27,7 +27,9 @@ def script_of(log: Path) -> str:
     stage, name = parts[0], parts[-1].removesuffix(".log")
     if stage == "model":
         return "model_fold.py" if parts[1].startswith("outer") else f"{name}.py"
-    if stage in ("segment", "features") and name in ("train_selector", "evaluate_segmentation", "gather_features"):
+    if stage == "segment" and len(parts) == 3:
+        return {"train_selector": "train_selector.py", "inserted": "insert_lesions.py"}[parts[1]]
+    if stage in ("segment", "features") and name in ("evaluate_segmentation", "lesion_insertion", "gather_features"):
         return f"{name}.py"
     return f"{stage}.py"
 
@@ -70,7 +72,9 @@ def test_every_module_a_job_loaded_is_a_code_input_of_its_rule(finished_tiny_run
     [
         ("logs/corpus.log", "corpus.py"),
         ("logs/segment/img1.log", "segment.py"),
-        ("logs/segment/train_selector.log", "train_selector.py"),
+        ("logs/segment/train_selector/train.log", "train_selector.py"),
+        ("logs/segment/inserted/img1.log", "insert_lesions.py"),
+        ("logs/segment/lesion_insertion.log", "lesion_insertion.py"),
         ("logs/features/gather_features.log", "gather_features.py"),
         ("logs/features/roi1.log", "features.py"),
         ("logs/model/outer1/bag_of_objects.log", "model_fold.py"),

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import yaml
-from conftest import REPO_ROOT
 from radiomics import featureextractor
 from scipy import ndimage as ndi
 
 from calcsig.features.radiomics_fast import CroppedExtractor, ExtractionCounts, object_band_crop
+from calcsig.paths import RESOURCE_DIR
 
-FG_YAML = REPO_ROOT / "resources" / "radiomics_foreground.yaml"
-BG_YAML = REPO_ROOT / "resources" / "radiomics_background.yaml"
+FG_YAML = RESOURCE_DIR / "radiomics_foreground.yaml"
+BG_YAML = RESOURCE_DIR / "radiomics_background.yaml"
 SPACING = 0.07
 
 # pyradiomics validates its YAML with pykwalify, which uses a deprecated importlib call

@@ -11,7 +11,7 @@ from calcsig.errors import ConfigError
 from calcsig.features.stage import extract_roi_features, features_params, roi_features
 from calcsig.features.table import QC_NAMES, default_catalogue_markdown
 from calcsig.masks import roi_masks
-from calcsig.paths import SCHEMA_DIR
+from calcsig.paths import RESOURCE_DIR, SCHEMA_DIR
 
 SPACING = 0.07
 
@@ -140,7 +140,7 @@ def test_schema_defaults_and_unknown_keys():
 
 
 def test_generated_feature_catalogue_is_current():
-    assert (REPO_ROOT / "docs" / "features.md").read_text() == default_catalogue_markdown(REPO_ROOT / "resources"), (
+    assert (REPO_ROOT / "docs" / "features.md").read_text() == default_catalogue_markdown(RESOURCE_DIR), (
         "regenerate with: python -m calcsig.features.table docs/features.md"
     )
 

@@ -4,13 +4,13 @@ the same inputs giving the same bytes outside the one volatile block."""
 import copy
 import re
 import subprocess
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from report_inputs import complete_inputs, metadata_only_inputs
 
 from calcsig.config import load_config
+from calcsig.paths import RESOURCE_DIR
 from calcsig.report import (
     INPUTS,
     VOLATILE_END,
@@ -206,7 +206,7 @@ def test_each_operating_point_gets_its_rule_and_confusion_matrix(page):
 def test_recorded_feature_importances_are_listed_with_their_meaning(inputs, config, tmp_path):
     from calcsig.features.gather import write_feature_catalogue
 
-    shipped = Path(__file__).resolve().parents[1] / "resources"
+    shipped = RESOURCE_DIR
     catalogue = tmp_path / "catalogue.tsv"
     write_feature_catalogue(shipped / "radiomics_foreground.yaml", shipped / "radiomics_background.yaml", 8, catalogue)
     page = render(dict(inputs, catalogue=catalogue), config, tmp_path)

@@ -21,6 +21,7 @@ from config_changes import changed_config, leaf_keys
 from test_workflow import REPO, TINY, jobs_planned
 
 from calcsig.config import load_config
+from calcsig.paths import RESOURCE_DIR
 
 pytestmark = pytest.mark.workflow
 
@@ -41,9 +42,9 @@ def documented() -> dict[str, set[str]]:
 
 def prepare_support_files(workdir: Path) -> None:
     """Files some changed values point at (a copy of a shipped resource, a manifest, a split file)."""
-    shutil.copy(REPO / "resources" / "model_grid.yaml", workdir / "grid_copy.yaml")
-    shutil.copy(REPO / "resources" / "radiomics_foreground.yaml", workdir / "foreground_copy.yaml")
-    shutil.copy(REPO / "resources" / "radiomics_background.yaml", workdir / "background_copy.yaml")
+    shutil.copy(RESOURCE_DIR / "model_grid.yaml", workdir / "grid_copy.yaml")
+    shutil.copy(RESOURCE_DIR / "radiomics_foreground.yaml", workdir / "foreground_copy.yaml")
+    shutil.copy(RESOURCE_DIR / "radiomics_background.yaml", workdir / "background_copy.yaml")
     (workdir / "manifest.csv").write_text("image_id,subject_id,image_path,label\n")
     (workdir / "splits.tsv").write_text("subject_id\tsplit\n")
     (workdir / "cbis_images").mkdir(exist_ok=True)

@@ -5,7 +5,6 @@ says, plus only what a test must add: the account (SBATCH_ACCOUNT, as a user
 sets it) and keeping the per-job logs of successful jobs, to inspect them.
 """
 
-import hashlib
 import os
 import re
 import shutil
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_resume import result_digests
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
@@ -129,7 +129,8 @@ def run_id(output: str) -> str:
     return found.group(1)
 
 
-SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.")
+# a rule's job is named by its number, a group job by a UUID
+SUBMITTED = re.compile(r"Job ([\w-]+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.")
 
 
 def submissions(output: str) -> dict[str, Path]:
@@ -152,15 +153,6 @@ def accounting(name: str) -> list[dict]:
         check=True,
     ).stdout
     return [dict(zip(fields, line.split("|"))) for line in out.splitlines() if line]
-
-
-def result_digests(workdir: Path) -> dict[str, str]:
-    """SHA-256 of every file under results/, by path relative to the working directory."""
-    return {
-        str(path.relative_to(workdir)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted((workdir / "results").rglob("*"))
-        if path.is_file()
-    }
 
 
 def assert_same_results(actual: Path, expected: Path) -> None:

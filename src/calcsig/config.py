@@ -1,7 +1,7 @@
 """Configuration: reading config files, JSON Schema validation with defaults, cross-key checks, one-line errors.
 
-`workflow/schemas/config.schema.yaml` describes config.yaml; each stage's
-section lives in its own file under `workflow/schemas/config/` and is pulled in
+`src/calcsig/schemas/config.schema.yaml` describes config.yaml; each stage's
+section lives in its own file under `src/calcsig/schemas/config/` and is pulled in
 with a `$ref` to that file (optionally with a `#/json/pointer`). Defaults come
 from the schema, so a partial config (e.g. one given with --configfile) is
 complete after loading.
@@ -31,7 +31,7 @@ import jsonschema
 import yaml
 
 from .errors import ConfigError
-from .paths import REPO_ROOT, SCHEMA_DIR
+from .paths import PACKAGE_DIR, SCHEMA_DIR
 
 CONFIG_SCHEMA = SCHEMA_DIR / "config.schema.yaml"
 # Partition fractions are shares of one whole; rounding in a hand-written file is forgiven up to this.
@@ -320,10 +320,10 @@ def load_config(config: dict, *, base: str | Path = ".", schema_path: str | Path
 
 
 def resource_path(path: str, base: str | Path = ".") -> Path:
-    """A shipped resource named in config: relative to `base` (the working directory)
-    when it is there, else to the repository (resources/ travels with the workflow)."""
+    """A parameter file named in config: relative to `base` (the working directory) when it
+    is there, else one shipped with calcsig (`resources/...` names src/calcsig/resources/...)."""
     candidate = Path(base) / path
-    return candidate if Path(path).is_absolute() or _exists(candidate) else REPO_ROOT / path
+    return candidate if Path(path).is_absolute() or _exists(candidate) else PACKAGE_DIR / path
 
 
 def cross_key_problems(config: dict, base: str | Path = ".") -> list[str]:

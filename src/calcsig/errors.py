@@ -33,7 +33,7 @@ class ConfigError(CalcsigError):
 
     hint = (
         "Change the named key(s) in config.yaml or in the file given with --configfile; "
-        "every key is documented in workflow/schemas/config/."
+        "every key is documented in src/calcsig/schemas/config/."
     )
 
 

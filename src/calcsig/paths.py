@@ -10,11 +10,11 @@ from pathlib import Path
 from .errors import OutputWriteError, is_write_failure
 from .integrity import Digest, sidecar_path
 
-# calcsig is installed editable from its repository (README); the workflow's
-# schemas and resources are read from there so there is one copy of each.
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_DIR = REPO_ROOT / "workflow" / "schemas"
-RESOURCE_DIR = REPO_ROOT / "resources"
+# The schemas (config, corpus tables) and the shipped parameter files are package
+# data: an installed calcsig, editable or not, finds them beside its modules.
+PACKAGE_DIR = Path(__file__).resolve().parent
+SCHEMA_DIR = PACKAGE_DIR / "schemas"
+RESOURCE_DIR = PACKAGE_DIR / "resources"
 
 
 @contextlib.contextmanager

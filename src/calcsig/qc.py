@@ -3,7 +3,7 @@
 Pure functions on arrays: the caller reads the image, computes the breast
 region (`calcsig.segment.breast.breast_mask`, as the segment stage does) and
 passes them in. An empty list means the image or ROI can be scored.
-Thresholds are the `qc` config section (workflow/schemas/config/qc.schema.yaml);
+Thresholds are the `qc` config section (src/calcsig/schemas/config/qc.schema.yaml);
 sizes are checked in pixels at the image's own spacing and in millimetres.
 
 `gate` applies `qc.on_bad_image`: with `fail` it raises calcsig.errors.QCError

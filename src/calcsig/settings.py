@@ -21,7 +21,7 @@ from .paths import SCHEMA_DIR
 
 @functools.cache
 def section_schema(section: str) -> dict:
-    """JSON Schema of one config section (``workflow/schemas/config/<section>.schema.yaml``)."""
+    """JSON Schema of one config section (``src/calcsig/schemas/config/<section>.schema.yaml``)."""
     return yaml.safe_load((SCHEMA_DIR / "config" / f"{section}.schema.yaml").read_text())
 
 

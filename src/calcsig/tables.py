@@ -1,7 +1,7 @@
 """Corpus tables: schema validation, reading and atomic writing.
 
 The three corpus tables (images, rois, subjects) are the contract between
-ingest and every later stage. Their schemas live in `workflow/schemas/` as
+ingest and every later stage. Their schemas live in `src/calcsig/schemas/` as
 JSON Schema for one row. Validation checks every row and reports every
 problem at once, naming the file, the row and the column.
 """

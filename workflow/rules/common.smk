@@ -27,7 +27,7 @@ from calcsig.batch import chunk
 from calcsig.checks import corpus_check_settings
 from calcsig.codedeps import code_files
 from calcsig.cohort import provisional_cohort
-from calcsig.config import load_workflow_config
+from calcsig.config import load_workflow_config, resource_path
 from calcsig.errors import ConfigError
 from calcsig.ingest.stage import adapter_module, source_files
 from calcsig.integrity import verify_results
@@ -137,9 +137,9 @@ def code(script, *modules):
 
 
 def shipped(path):
-    """A shipped resource named in config: relative to the working directory if it is
-    there, else to the repository (resources/ travels with the workflow)."""
-    return path if Path(path).is_absolute() or Path(path).exists() else str(REPO / path)
+    """A parameter file named in config: relative to the working directory if it is
+    there, else one shipped with calcsig (calcsig.config.resource_path)."""
+    return relative(resource_path(path))
 
 
 # ---------------------------------------------------------------- the corpus

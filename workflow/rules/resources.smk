@@ -1,7 +1,7 @@
 # Cluster job sizes: every rule's memory and wall time, from its measured cost
 # (workflow/resources.yaml, written by benchmarks/resources.py from the default run)
 # scaled by the work of the job (calcsig.jobsize). Local runs ignore them except
-# as limits that --resources sets. Every rule is single-threaded (threads: 1):
+# as limits that --resources sets. All jobs are single-threaded (threads: 1);
 # parallelism comes from running jobs side by side.
 
 import yaml
@@ -43,13 +43,13 @@ def estimated_corpus_work(source_mb):
     return source_mb * measured["megapixels"] / measured["source_megabytes"]
 
 
-def _item_work(rule, wildcards):
+def _item_work(rule_name, wildcards):
     """(total, largest) work megapixels of a per-item job's images (a ROI counts its image)."""
     work = _image_work(_corpus_version())
-    if rule in ("masks", "features"):
+    if rule_name in ("masks", "features"):
         rois = _corpus("rois").set_index("roi_id")["image_id"]
         image_ids = rois.loc[list(roi_batches()[wildcards.batch])]
-    elif rule == "insert_lesions":
+    elif rule_name == "insert_lesions":
         image_ids = _insertion_batches(_corpus_version())[wildcards.batch]
     else:
         image_ids = image_batches()[wildcards.batch]
@@ -60,14 +60,14 @@ def _item_work(rule, wildcards):
 PER_ITEM_RULES = ("segment", "insert_lesions", "masks", "features")
 
 
-def job_resources(rule):
+def job_resources(rule_name):
     """`resources:` of a rule: mem_mb and runtime (minutes) for its jobs, grown on each retry."""
-    cost = JOB_COSTS[rule]
+    cost = JOB_COSTS[rule_name]
 
     def work(wildcards, input):
-        if rule in PER_ITEM_RULES:
-            return _item_work(rule, wildcards)
-        if rule == "corpus":
+        if rule_name in PER_ITEM_RULES:
+            return _item_work(rule_name, wildcards)
+        if rule_name == "corpus":
             return estimated_corpus_work(input.size_mb), None
         return corpus_work(), None
 

@@ -14,7 +14,7 @@ import pandas as pd
 import yaml
 from scipy import ndimage as ndi
 
-from calcsig.config import fill_defaults
+from calcsig.config import fill_defaults, resource_path
 from calcsig.errors import ConfigError
 from calcsig.features.distribution import (
     DISTRIBUTION_NAMES,
@@ -62,8 +62,9 @@ def features_params(params: dict | None) -> dict:
 
 @functools.lru_cache(maxsize=8)
 def radiomics_extractor(params_file: str, prefix: str) -> CroppedExtractor:
-    """One extractor per parameter file (relative to the working directory) and process, reused for every ROI."""
-    path = Path(params_file)
+    """One extractor per parameter file and process, reused for every ROI; the file is relative to the working
+    directory, or one shipped with calcsig (`resources/...`)."""
+    path = resource_path(params_file)
     if not path.is_file():
         raise ConfigError(f"config key 'features.radiomics_*': parameter file {path} does not exist")
     return CroppedExtractor(path, prefix)

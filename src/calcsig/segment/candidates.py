@@ -233,7 +233,7 @@ def detect_candidates(image: np.ndarray, pixel_spacing_mm: float, params: dict |
     """Breast region, HDoG objects and their features (`FEATURE_NAMES`), for one image.
 
     `params` holds the `segment` config keys of `CANDIDATE_KEYS` (mm units;
-    missing keys take the defaults of workflow/schemas/config/segment.schema.yaml).
+    missing keys take the defaults of src/calcsig/schemas/config/segment.schema.yaml).
     An image coarser than `working_spacing_mm` is detected on an upsampled copy
     (`spacing_plan`); labels, areas and centroids are returned on the image's own grid.
     """
