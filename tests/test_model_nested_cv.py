@@ -1,5 +1,6 @@
 """Nested CV: no fitted step ever sees a held-out ROI; subjects never straddle a fold; thresholds; determinism."""
 
+import re
 from collections import Counter
 
 import model_tables
@@ -304,3 +305,26 @@ def test_the_margin_point_gives_up_sensitivity_for_specificity_on_the_same_predi
     with pytest.raises(ValueError, match="must give up sensitivity"):
         choose_operating_points(y, p, target_sensitivity=0.9, margin_sensitivity=0.95)
     assert "reaches 0.95" in rule("margin", 1.0, 0.95) and "reaches 1 " in rule("target", 1.0, 0.95)
+
+
+def test_the_fitted_model_records_the_gain_of_each_feature_it_saw_and_the_signal_comes_first(tmp_path):
+    # the label shifts feature f0 of every object family and the global features; nothing else carries it
+    t = model_tables.make_tables(n_subjects=40, rois_per_subject=2, objects_per_roi=6, n_outer=3, seed=5, fine_signal=0)
+    files = model_tables.write_tables(t, tmp_path)
+    data = stage.load_model_data(
+        objects=files["objects"],
+        rois=files["rois"],
+        assignment=files["assignment"],
+        images=files["images"],
+        cohort=files["cohort"],
+    )
+    params = {"inner_folds": 3, "baselines": {"mean_std": True, "mask_brf": False}}
+    _, record = stage.predict_cases(data, params, "eval", "mean_std", files["grid"])
+    recorded = record["feature_importance"]
+    assert recorded["kind"] == "gain"
+    gains = list(recorded["values"].values())
+    assert gains == sorted(gains, reverse=True) and gains[0] > 0
+    names = list(recorded["values"])
+    # every aggregated object feature (mean_fg_f0, ...) and global feature (hc_g0, n_objects, ...), once
+    assert len(names) == len(set(names)) and all(re.search(r"(fg|rp|bg)_f\d|^hc_g|^n_objects$", name) for name in names)
+    assert all(name.endswith("_f0") or name.startswith("hc_g") for name in names[:3]), names[:5]

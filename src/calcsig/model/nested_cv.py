@@ -175,9 +175,31 @@ class FoldResult:
     predicted_margin: np.ndarray
     search: SearchResult
     refit_resampler_log: list[str]
+    feature_importance: dict | None = None
 
     def record(self) -> dict:
-        return {**self.search.as_dict(), "refit_resampler_log": self.refit_resampler_log}
+        record = {**self.search.as_dict(), "refit_resampler_log": self.refit_resampler_log}
+        if self.feature_importance is not None:
+            record["feature_importance"] = self.feature_importance
+        return record
+
+
+def feature_importance(model) -> dict | None:
+    """Total split gain of each feature in a fitted pipeline's LightGBM classifier, largest first.
+
+    The names are those the classifier saw (the aggregation step's output); None
+    for a model without a LightGBM classifier or whose names cannot be matched.
+    """
+    steps = getattr(model, "named_steps", {})
+    booster = getattr(steps.get("classifier"), "booster_", None)
+    if booster is None or "aggregate" not in steps:
+        return None
+    gains = booster.feature_importance(importance_type="gain")
+    names = steps["aggregate"].get_feature_names_out()
+    if len(names) != len(gains):
+        return None
+    order = sorted(range(len(gains)), key=lambda i: (-gains[i], str(names[i])))
+    return {"kind": "gain", "values": {str(names[i]): round(float(gains[i]), 6) for i in order}}
 
 
 def fit_predict_fold(
@@ -213,4 +235,5 @@ def fit_predict_fold(
         predicted_margin=(probability >= points["margin"]["threshold"]).astype(int),
         search=search,
         refit_resampler_log=resampler_log(model),
+        feature_importance=feature_importance(model),
     )
