@@ -167,9 +167,11 @@ def segmentation(root: Path, rng: np.random.Generator) -> dict[str, Path]:
         "target_cluster_sensitivity": 0.8,
         "chosen_on": "train split out-of-fold scores",
     }
-    gallery = root / "gallery.png"
-    Image.fromarray((rng.random((60, 120)) * 255).astype(np.uint8)).save(gallery)
-    return {"segmentation": _json(metrics, root / "segmentation.json"), "gallery": gallery}
+    galleries = {}
+    for name in ("gallery", "gallery_worst"):
+        galleries[name] = root / f"{name}.png"
+        Image.fromarray((rng.random((60, 120)) * 255).astype(np.uint8)).save(galleries[name])
+    return {"segmentation": _json(metrics, root / "segmentation.json")} | galleries
 
 
 def features(root: Path, rng: np.random.Generator) -> dict[str, Path]:

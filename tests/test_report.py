@@ -27,6 +27,7 @@ MAIN_FIGURES = [
     "fig-froc",
     "fig-cluster-froc",
     "fig-gallery",
+    "fig-gallery-worst",
     "fig-bag_of_objects-roi-roc",
     "fig-bag_of_objects-roi-pr",
     "fig-bag_of_objects-roi-calibration",
@@ -70,9 +71,7 @@ def test_every_section_and_figure_is_on_the_page_when_every_input_is_there(page)
         assert f'href="#{anchor}"' in page  # listed in the table of contents
     for figure in MAIN_FIGURES:
         assert f'<figure id="{figure}">' in page, figure
-    assert "not available because" not in visible_text(page).split("Rule graph")[0].replace(
-        "Worst-case gallery (missed clusters, densest false positives): not available because", ""
-    )
+    assert "not available because" not in visible_text(page).split("Rule graph")[0]
 
 
 def test_the_first_section_carries_the_main_models_cv_and_eval_auc_with_intervals(page, inputs):
@@ -97,6 +96,8 @@ def test_captions_quote_the_configured_values_not_fixed_ones(inputs, config, tmp
     changed = copy.deepcopy(config)
     changed["segment"]["match_distance_mm"] = 0.5
     changed["segment"]["fp_per_cm2"] = 1.0
+    changed["segment"]["gallery_size"] = 4
+    changed["segment"]["gallery_crop_mm"] = 8.0
     changed["model"]["ci_level"] = 0.9
     document = pd.read_json(inputs["models"], typ="series").to_dict()
     document["settings"]["ci_level"] = 0.9  # the evaluation writes the level it used
@@ -107,6 +108,7 @@ def test_captions_quote_the_configured_values_not_fixed_ones(inputs, config, tmp
     assert "within 0.5 mm" in text and "within 0.35 mm" not in text
     assert "1 FP/cm\u00b2 (segment.fp_per_cm2)" in text
     assert "90% confidence intervals" in text and "95%" not in text
+    assert "up to 4 crops of 8 mm (segment.gallery_size, segment.gallery_crop_mm)" in text
 
 
 def test_the_same_inputs_give_the_same_bytes_and_only_the_volatile_block_holds_the_date(
@@ -147,6 +149,20 @@ def test_a_metadata_only_corpus_renders_every_section_saying_why_parts_are_missi
     assert "Features: not available because the corpus has no images with pixels" in text
     assert "Models: not available because the corpus has no images with pixels" in text
     assert "Cohort flow: not available because" in text
+
+
+def test_the_worst_case_gallery_says_what_its_two_kinds_of_panel_show(page, inputs, config, tmp_path):
+    figure = page.split('<figure id="fig-gallery-worst">')[1].split("</figure>")[0]
+    text = visible_text(figure)
+    assert "Missed truth: a calcification that no kept detection overlaps" in text
+    assert "Densest false positives: kept detections outside any truth" in text
+    assert "each title giving the number missed" in text and "each title giving that density" in text
+    assert f"up to {config['segment']['gallery_size']} crops" in text
+    without = visible_text(render(dict(inputs, gallery_worst=None), config, tmp_path))
+    assert (
+        "Worst-case gallery (missed truth, densest false positives): not available because this run has no "
+        "results/segment/gallery_worst.png" in without
+    )
 
 
 def test_an_input_left_out_without_a_reason_names_the_file_it_would_come_from(inputs, config, tmp_path):

@@ -51,6 +51,7 @@ RESULT_PATHS = {
     "cohort_rois": "results/cohort/rois.tsv",
     "segmentation": "results/metrics/segmentation.json",
     "gallery": "results/segment/gallery.png",
+    "gallery_worst": "results/segment/gallery_worst.png",
     "features": "results/features/rois.parquet",
     "objects": "results/features/objects.parquet",
     "models": "results/metrics/models.json",

@@ -128,6 +128,7 @@ def test_selector_trained_on_stored_candidates_beats_plain_hdog_on_held_out_imag
         out,
         tmp_path / "froc.png",
         tmp_path / "gallery.png",
+        tmp_path / "gallery_worst.png",
         image_ids=held_out,
         selector_path=model,
         operating_point={"threshold": 0.5, "rule": "fixed by segment.selector_threshold", "chosen_on": "configuration"},
@@ -145,7 +146,8 @@ def test_selector_trained_on_stored_candidates_beats_plain_hdog_on_held_out_imag
     }
     # native 0.1 mm images are detected as they are, and the evaluation says so
     assert metrics["spacing"]["resampled"] is False and metrics["spacing"]["working_spacing_mm"] == SPACING
-    assert (tmp_path / "froc.png").stat().st_size > 0 and (tmp_path / "gallery.png").stat().st_size > 0
+    for figure in ("froc.png", "gallery.png", "gallery_worst.png"):
+        assert (tmp_path / figure).stat().st_size > 0, figure
 
 
 def test_evaluate_cluster_truth_files(tmp_path):

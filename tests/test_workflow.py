@@ -103,6 +103,7 @@ def test_every_stage_runs_end_to_end_on_a_tiny_corpus(tiny_runs):
     assert predictions["probability"].between(0, 1).all()
     report = (workdir / "results/report/index.html").read_text()
     assert '<img alt="Detection gallery" src="data:image/png;base64,' in report
+    assert '<img alt="Worst cases" src="data:image/png;base64,' in report
     assert not re.search(r'(src|href)="(?!#|data:)', report)  # nothing loaded from elsewhere
 
 

@@ -557,6 +557,7 @@ def final_targets(wildcards):
             "results/metrics/segmentation.json",
             "results/segment/froc.png",
             "results/segment/gallery.png",
+            "results/segment/gallery_worst.png",
         ]
     if models_run():
         targets += [
@@ -596,6 +597,7 @@ def report_inputs(wildcards):
     if has_pixels():
         inputs["segmentation"] = "results/metrics/segmentation.json"
         inputs["gallery"] = "results/segment/gallery.png"
+        inputs["gallery_worst"] = "results/segment/gallery_worst.png"
         if lesion_insertion_used():
             inputs["lesion_insertion"] = "results/segment/lesion_insertion.png"
     if models_run():

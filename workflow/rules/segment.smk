@@ -140,6 +140,9 @@ rule evaluate_segmentation:
         json="results/metrics/segmentation.json",
         froc=report("results/segment/froc.png", caption="../report/froc.rst", category="Segmentation"),
         gallery=report("results/segment/gallery.png", caption="../report/gallery.rst", category="Segmentation"),
+        gallery_worst=report(
+            "results/segment/gallery_worst.png", caption="../report/gallery_worst.rst", category="Segmentation"
+        ),
     log:
         "logs/segment/evaluate_segmentation.log",
     benchmark:

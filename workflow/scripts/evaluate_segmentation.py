@@ -17,6 +17,7 @@ with log_to(snakemake.log[0]):
         snakemake.output.json,
         snakemake.output.froc,
         snakemake.output.gallery,
+        snakemake.output.gallery_worst,
         selector_path=inputs.selectors[0] if inputs.get("selectors") else None,
         operating_point_path=inputs.operating_points[0] if inputs.get("operating_points") else None,
         lesion_insertion_path=inputs.get("lesion_insertion"),

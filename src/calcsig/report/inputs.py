@@ -29,7 +29,7 @@ INPUTS = {
     "cohort_rois": "results/cohort/rois.tsv (cohort)",
     "segmentation": "results/metrics/segmentation.json (segmentation evaluation)",
     "gallery": "results/segment/gallery.png (segmentation evaluation)",
-    "gallery_worst": "the worst-case gallery of the segmentation evaluation",
+    "gallery_worst": "results/segment/gallery_worst.png (segmentation evaluation)",
     "lesion_insertion": "results/segment/lesion_insertion.png (lesion insertion into normal films; needs normal films)",
     "features": "results/features/rois.parquet (features)",
     "objects": "results/features/objects.parquet (features)",

@@ -244,16 +244,33 @@ def gallery_blocks(inputs: Inputs, config: dict) -> list:
     else:
         blocks.append(unavailable("Gallery", inputs.why_absent("gallery")))
     if inputs.has("gallery_worst"):
-        caption = "Worst cases: missed clusters and the images with the densest false positives, held-out images."
-        blocks.append(Figure("fig-gallery-worst", caption, src=_png(inputs.path("gallery_worst")), alt="Worst cases"))
-    else:
         blocks.append(
-            unavailable(
-                "Worst-case gallery (missed clusters, densest false positives)",
-                "the segmentation evaluation does not write one yet (it writes one gallery, above)",
+            Figure(
+                "fig-gallery-worst",
+                _worst_caption(seg, metrics),
+                src=_png(inputs.path("gallery_worst")),
+                alt="Worst cases",
             )
         )
+    else:
+        title = "Worst-case gallery (missed truth, densest false positives)"
+        blocks.append(unavailable(title, inputs.why_absent("gallery_worst")))
     return blocks
+
+
+def _worst_caption(seg: dict, metrics: dict) -> str:
+    """What the worst-case gallery shows: the two kinds of panel, how many and what their titles count."""
+    return (
+        f"Worst cases on the held-out images at the operating point ({_selector_text(metrics)}): up to "
+        f"{seg['gallery_size']} crops of {seg['gallery_crop_mm']:g} mm (segment.gallery_size, "
+        "segment.gallery_crop_mm), half of each kind when both exist. Missed truth: a calcification that no "
+        "kept detection overlaps, or an annotated cluster whose circle holds no kept detection; the images with "
+        "the most missed first, each title giving the number missed, the crop centred on a missed one. Densest "
+        "false positives: kept detections outside any truth (every detection on a normal film), per cm\u00b2 of "
+        "breast; the densest images first, each title giving that density, the crop centred where they crowd "
+        "most. Ties go by image ID. Truth outlined in green (annotated circles drawn as disks), kept detections "
+        "in red."
+    )
 
 
 def segmentation_section(inputs: Inputs, config: dict) -> Section:

@@ -16,6 +16,7 @@ from calcsig.segment.params import EVALUATION_KEYS, segment_params
 from calcsig.segment.selector import CandidateSelector, load_selector, read_operating_point, score_candidates
 from calcsig.segment.store import read_candidates, read_segmentation
 from calcsig.segment.truth import image_splits, truth_kinds
+from calcsig.segment.worst_cases import WorstCase, circles_label_image, crop_half_px, select_worst_cases
 from calcsig.tables import read_table
 from calcsig.truthlabels import read_truth_labels
 
@@ -112,6 +113,7 @@ def evaluate_segmentation_files(
     out_json: str | Path,
     out_froc_png: str | Path | None = None,
     out_gallery_png: str | Path | None = None,
+    out_gallery_worst_png: str | Path | None = None,
     image_ids=None,
     selector_path: str | Path | None = None,
     operating_point: dict | None = None,
@@ -134,6 +136,8 @@ def evaluate_segmentation_files(
     lesion_insertion : the result of `calcsig.segment.insertion_evaluation.evaluate_lesion_insertion`,
         stored under `lesion_insertion` and drawn as its own FROC panel.
     params : `segment` keys of `EVALUATION_KEYS`.
+    out_froc_png, out_gallery_png, out_gallery_worst_png : the figures (none when None): FROC
+        panels, crops of truth, and the worst cases at the operating point (`write_worst_gallery`).
     extra : further keys recorded as they are (e.g. whether a selector was used and why).
     JSON keys: `tpr_at_<fp>_fp_per_cm2` (pixel truth), `cluster_sensitivity`,
     `false_clusters_per_normal_image` (cluster truth, at the operating point), `froc`
@@ -209,6 +213,8 @@ def evaluate_segmentation_files(
         plot_froc_panels(_froc_panels(pixel_curves, cluster_curves, cluster_points, lesion_insertion, p), out_froc_png)
     if out_gallery_png is not None:
         plot_gallery(_gallery_panels(evals, images, p), out_gallery_png)
+    if out_gallery_worst_png is not None:
+        write_worst_gallery(evals, images, p, out_gallery_worst_png)
     return metrics
 
 
@@ -279,23 +285,61 @@ def _gallery_panels(evals, images: pd.DataFrame, p: dict) -> list[dict]:
             cy, cx = centroid[int(np.argmax(im.scores))]
         else:
             continue
-        half = int(round(p["gallery_crop_mm"] / im.pixel_spacing_mm / 2))
-        h, w = im.pred.shape
-        y0, x0 = max(int(cy) - half, 0), max(int(cx) - half, 0)
-        y1, x1 = min(int(cy) + half, h), min(int(cx) + half, w)
         pixels = read_image(paths[im.image_id]).pixels
-        pred = im.pred[y0:y1, x0:x1]
-        if im.keep is not None:  # draw the operating point, not every scored candidate
-            pred = np.where(np.r_[False, im.keep][pred], pred, 0)
-        panels.append(
-            {
-                "title": im.image_id,
-                "image": pixels[y0:y1, x0:x1],
-                "truth": None if im.truth is None else im.truth[y0:y1, x0:x1],
-                "pred": pred,
-            }
-        )
+        panels.append(_crop_panel(im, pixels, (int(cy), int(cx)), p["gallery_crop_mm"], im.image_id))
     return panels
+
+
+def _crop_panel(im, pixels, centre_yx: tuple[int, int], crop_mm: float, title: str, circles: bool = False) -> dict:
+    """A gallery panel: a `crop_mm` wide crop of `pixels` around `centre_yx` (px), truth and the
+    detections kept at the operating point; `circles` draws annotated circles as the truth."""
+    half = crop_half_px(crop_mm, im.pixel_spacing_mm)
+    h, w = im.pred.shape
+    y0, x0 = max(centre_yx[0] - half, 0), max(centre_yx[1] - half, 0)
+    y1, x1 = min(centre_yx[0] + half, h), min(centre_yx[1] + half, w)
+    pred = im.pred[y0:y1, x0:x1]
+    if im.keep is not None:  # draw the operating point, not every scored candidate
+        pred = np.where(np.r_[False, im.keep][pred], pred, 0)
+    truth = None if im.truth is None else im.truth[y0:y1, x0:x1]
+    if truth is None and circles and im.circles_px is not None:
+        truth = circles_label_image(im.circles_px, (y1 - y0, x1 - x0), (y0, x0))
+    return {"title": title, "image": pixels[y0:y1, x0:x1], "truth": truth, "pred": pred}
+
+
+def write_worst_gallery(evals, images: pd.DataFrame, p: dict, path) -> list[WorstCase]:
+    """The worst-case gallery (`calcsig.segment.worst_cases`): up to `gallery_size` crops of
+    missed truth and of the densest false positives; a one-line figure when there are none."""
+    from calcsig.imageio import read_image
+
+    cases = select_worst_cases(evals, p["gallery_size"], p["gallery_crop_mm"])
+    paths = dict(zip(images["image_id"].astype(str), images["path"].astype(str)))
+    by_id = {im.image_id: im for im in evals}
+    pixels = {image_id: read_image(paths[image_id]).pixels for image_id in dict.fromkeys(c.image_id for c in cases)}
+    panels = [
+        _crop_panel(
+            by_id[case.image_id],
+            pixels[case.image_id],
+            case.centre_yx_px,
+            p["gallery_crop_mm"],
+            case.title,
+            circles=True,
+        )
+        for case in cases
+    ]
+    plot_gallery(
+        panels,
+        path,
+        "worst cases at the operating point; green: ground truth, red: kept detections",
+        empty_text=_no_worst_case_text(p["gallery_size"]),
+    )
+    return cases
+
+
+def _no_worst_case_text(gallery_size: int) -> str:
+    """The worst-case figure's one line when it has no panel."""
+    if gallery_size == 0:
+        return "no worst cases drawn: segment.gallery_size is 0"
+    return "no truth missed and no false detection at the operating point"
 
 
 def evaluate_held_out(
@@ -307,6 +351,7 @@ def evaluate_held_out(
     out_json,
     out_froc_png,
     out_gallery_png,
+    out_gallery_worst_png,
     selector_path=None,
     operating_point_path=None,
     lesion_insertion_path=None,
@@ -320,7 +365,8 @@ def evaluate_held_out(
     With a selector (and its operating point JSON), `plain_hdog` reports the same
     candidates ranked by DoG response, so the selector's gain is measured on the
     same images. lesion_insertion_path : the lesion insertion JSON, when the corpus
-    has held-out normal films.
+    has held-out normal films. out_gallery_worst_png : missed truth and the densest
+    false positives at the operating point.
     """
     splits = image_splits(assignment_tsv)
     held_out = sorted(splits.index[splits != "train"])
@@ -334,6 +380,7 @@ def evaluate_held_out(
         out_json,
         out_froc_png,
         out_gallery_png,
+        out_gallery_worst_png,
         image_ids=held_out,
         selector_path=selector_path,
         operating_point=read_operating_point(operating_point_path) if operating_point_path else None,

@@ -86,19 +86,39 @@ def plot_froc_panels(panels: list[FrocPanel], path) -> None:
     plt.close(fig)
 
 
-def plot_gallery(panels: list[dict], path, suptitle: str = "green: ground truth, red: detections") -> None:
+def plot_gallery(
+    panels: list[dict],
+    path,
+    suptitle: str = "green: ground truth, red: detections",
+    empty_text: str = "no image to show",
+) -> None:
     """Overlay gallery: per panel an image crop with truth (green) and detections (red) outlines.
 
     panels : dicts with `title`, `image` (2-D crop), `truth` (crop label image or None), `pred` (crop labels).
+    Without panels the figure is `empty_text` alone, so the file is still written.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = max(len(panels), 1)
-    cols = min(n, 3)
-    rows = int(np.ceil(n / cols))
+    if not panels:  # one line, wide enough to read at a glance
+        fig, ax = plt.subplots(figsize=(6.4, 0.8), dpi=100)
+        ax.axis("off")
+        ax.text(0.5, 0.5, empty_text, ha="center", va="center", wrap=True)
+    else:
+        fig = _gallery_figure(plt, panels)
+        fig.suptitle(suptitle, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def _gallery_figure(plt, panels: list[dict]):
+    """Up to three panels a row, each crop with its truth and detection outlines."""
+    cols = min(len(panels), 3)
+    rows = int(np.ceil(len(panels) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), dpi=100, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
@@ -109,10 +129,4 @@ def plot_gallery(panels: list[dict], path, suptitle: str = "green: ground truth,
         if (panel["pred"] > 0).any():
             ax.contour(panel["pred"] > 0, levels=[0.5], colors="red", linewidths=0.8)
         ax.set_title(panel["title"], fontsize=8)
-    if not panels:
-        axes[0, 0].text(0.5, 0.5, "no image to show", ha="center", va="center")
-    fig.suptitle(suptitle, fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    return fig
