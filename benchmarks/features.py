@@ -204,8 +204,7 @@ def markdown(result: dict, naive_objects: int) -> str:
         "runs and cost almost nothing in either; the speed-up grows with the ROI because the naive cost "
         "scales with the ROI area and calcsig's with the object's box.",
         "",
-        "Targets: >= 60 objects/s/core for the local set, >= 10x naive on 1024 x 1024, "
-        "identical within 1e-6 relative.",
+        "Targets: >= 60 objects/s/core for the local set, >= 10x naive on 1024 x 1024, identical within 1e-6 relative.",
         "",
     ]
     return "\n".join(lines)

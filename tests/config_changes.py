@@ -29,6 +29,10 @@ SPECIAL = {
     "features.radiomics_background": {"features": {"radiomics_background": "background_copy.yaml"}},
     "partition.split_file": {"partition": {"split_file": "splits.tsv"}},
     "partition.numeric_covariates": {"partition": {"numeric_covariates": []}},
+    # a subset forced into train must be declared too; dropping the default one is a valid change
+    "partition.enrichment_subsets": {"partition": {"enrichment_subsets": []}},
+    # a (low, high) range
+    "segment.insertion_contrast_snr": {"segment": {"insertion_contrast_snr": [5.0, 12.0]}},
     "corpus.cbis_ddsm.image_root": {"corpus": {"cbis_ddsm": {"image_root": "cbis_images"}}},
     "corpus.dicom_dir.labels": {"corpus": {"dicom_dir": {"labels": "labels.csv"}}},
     "model.grid": {"model": {"grid": "large"}},
