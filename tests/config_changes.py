@@ -10,9 +10,26 @@ from __future__ import annotations
 
 import copy
 
-from calcsig.config import config_schema
+from calcsig.config import GLOBAL_FAMILY_SWITCH, LOCAL_FAMILY_SWITCH, config_schema
 
 # Keys whose generic change would be invalid or meaningless on the tiny synthetic corpus: the change to make instead.
+
+
+def _family_off(family: str) -> dict:
+    """Switching a feature family off, and the model's use of its prefix with it (else the config is refused)."""
+    defaults = {
+        key: config_schema()["properties"]["model"]["properties"][key]["default"]
+        for key in ("families", "global_prefixes")
+    }
+    switches = {"families": LOCAL_FAMILY_SWITCH, "global_prefixes": GLOBAL_FAMILY_SWITCH}
+    model = {
+        key: [prefix for prefix in defaults[key] if switches[key].get(prefix) != family]
+        for key in defaults
+        if family in switches[key].values()
+    }
+    return {"features": {"families": {family: False}}, "model": model}
+
+
 SPECIAL = {
     "partition.fractions.train": {"partition": {"fractions": {"train": 0.55, "dev": 0.20}}},
     "partition.fractions.dev": {"partition": {"fractions": {"dev": 0.20, "eval": 0.20}}},
@@ -31,11 +48,19 @@ SPECIAL = {
     "partition.numeric_covariates": {"partition": {"numeric_covariates": []}},
     # a subset forced into train must be declared too; dropping the default one is a valid change
     "partition.enrichment_subsets": {"partition": {"enrichment_subsets": []}},
+    # narrower: a wider band would not fit the tiny config's ROI margin
+    "masks.background_band_mm": {"masks": {"background_band_mm": 1.5}},
+    # at or above the margin operating point's sensitivity (0.95)
+    "model.target_sensitivity": {"model": {"target_sensitivity": 0.98}},
     # a (low, high) range
     "segment.insertion_contrast_snr": {"segment": {"insertion_contrast_snr": [5.0, 12.0]}},
     "corpus.cbis_ddsm.image_root": {"corpus": {"cbis_ddsm": {"image_root": "cbis_images"}}},
     "corpus.dicom_dir.labels": {"corpus": {"dicom_dir": {"labels": "labels.csv"}}},
     "model.grid": {"model": {"grid": "large"}},
+    **{
+        f"features.families.{family}": _family_off(family)
+        for family in (*LOCAL_FAMILY_SWITCH.values(), *GLOBAL_FAMILY_SWITCH.values())
+    },
 }
 
 

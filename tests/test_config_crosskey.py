@@ -38,6 +38,12 @@ def test_equal_sigmas_are_a_single_scale_and_allowed():
     assert problems_of({"segment": {"sigma_min_mm": 0.2, "sigma_max_mm": 0.2}}) == []
 
 
+def test_a_margin_operating_point_above_the_target_is_refused_when_the_config_is_loaded():
+    (problem,) = problems_of({"model": {"target_sensitivity": 0.9, "margin_sensitivity": 0.95}})
+    assert "'model.margin_sensitivity' and 'model.target_sensitivity'" in problem and "(0.95)" in problem
+    assert problems_of({"model": {"target_sensitivity": 0.95, "margin_sensitivity": 0.95}}) == []
+
+
 def test_a_grid_name_missing_from_the_grid_file_lists_the_grids_it_has():
     [problem] = problems_of({"model": {"grid": "huge"}})
     assert problem.startswith("config key 'model.grid': ")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from config_changes import SPECIAL
 from test_workflow import REPO, deploy, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -47,13 +48,13 @@ STAGES = {
     "features": (
         "results/features",
         "results/features/batches/*.tsv",
-        {"features": {"families": {"topology": False}}},
+        SPECIAL["features.families.topology"],  # topology off, and the model's use of it
         ("results/features/batches/*.tsv", "results/features/objects.parquet", "results/features/rois.parquet"),
     ),
     "model_fold": (
         "results/model",
         "results/model/outer*/*/predictions.parquet",
-        {"model": {"target_sensitivity": 0.9}},
+        {"model": {"target_sensitivity": 0.98}},
         ("results/model/outer*/*/*.*", "results/model/predictions.parquet"),
     ),
 }

@@ -581,6 +581,17 @@ def _model_families(config: dict, base: Path) -> list[str]:
     return problems
 
 
+def _model_sensitivities(config: dict, base: Path) -> list[str]:
+    model = config["model"]
+    if model["margin_sensitivity"] > model["target_sensitivity"]:
+        return [
+            f"config keys 'model.margin_sensitivity' and 'model.target_sensitivity': the margin operating point "
+            f"({model['margin_sensitivity']:g}) must not aim above the target ({model['target_sensitivity']:g}); "
+            "lower the margin or raise the target"
+        ]
+    return []
+
+
 def _model_grid(config: dict, base: Path) -> list[str]:
     model = config["model"]
     path = resource_path(model["grid_file"], base)
@@ -625,6 +636,7 @@ _CHECKS: tuple[Callable[[dict, Path], list[str]], ...] = (
     _qc,
     _radiomics_files,
     _model_families,
+    _model_sensitivities,
     _model_grid,
 )
 
