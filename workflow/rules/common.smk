@@ -357,14 +357,12 @@ def selector_files():
 def masks_inputs(wildcards):
     """The segment manifests of the images a ROI batch lies on, and the selectors that score their candidates."""
     images = {row["image_id"] for row in roi_items(wildcards)}
-    return with_selector(
-        {
-            "segments": sorted({segment_manifest_of(i) for i in images}),
-            "assignment": "results/splits/assignment.tsv",
-            "code": code("masks.py"),
-        },
-        selector_scopes(),
-    )
+    inputs = {"segments": sorted({segment_manifest_of(i) for i in images}), "code": code("masks.py")}
+    if selector_used() and config["segment"]["selector_scope"] == "outer_fold":
+        # which fold's selector scores a ROI; with one selector the split does not matter, so a
+        # changed split (a subject added) reruns no masks batch
+        inputs["assignment"] = "results/splits/assignment.tsv"
+    return with_selector(inputs, selector_scopes())
 
 
 def normal_film_ids():

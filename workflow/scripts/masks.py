@@ -25,15 +25,15 @@ selectors = {
     Path(model).stem: (load_selector(model), code_digest([model]), read_operating_point(point)["threshold"])
     for model, point in zip(snakemake.input.get("selectors", []), snakemake.input.get("operating_points", []))
 }
-folds = image_folds(snakemake.input.assignment) if selectors else None
+# each image's split and outer fold, given only when the selector depends on them (outer_fold scope)
+folds = image_folds(snakemake.input.assignment) if snakemake.input.get("assignment") else None
 
 
 def selector_of(roi):
     """(scope name, selector, digest, threshold) segmenting this ROI; Nones for plain HDoG."""
     if not selectors:
         return None, None, None, None
-    split, fold = folds.loc[roi["image_id"]]
-    name = selector_scope_of(scope, split, fold)
+    name = next(iter(selectors)) if folds is None else selector_scope_of(scope, *folds.loc[roi["image_id"]])
     return (name, *selectors[name])
 
 
