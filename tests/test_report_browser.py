@@ -14,10 +14,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import yaml
 from playwright.sync_api import sync_playwright
 from report_inputs import complete_inputs
-from test_workflow import TINY, deploy, snakemake
+from test_workflow import deploy, snakemake
 
 from calcsig.config import load_config
 from calcsig.report import INPUTS, RunInfo, build_report
@@ -98,22 +97,15 @@ def render_existing(workdir: Path, overrides: dict) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_page(tmp_path_factory) -> Path:
+def tiny_page(finished_tiny_run) -> Path:
     """(a) The page the workflow's report rule writes after the whole tiny run."""
-    workdir = deploy(tmp_path_factory.mktemp("browser") / "tiny", TINY)
-    snakemake(workdir, "--configfile", "tiny.yaml")
-    return workdir / "results/report/index.html"
+    return finished_tiny_run / "results/report/index.html"
 
 
 @pytest.fixture(scope="module")
-def mini_mias_page(tmp_path_factory, shared_data) -> Path:
-    """(b) mini-MIAS: corpus, split, audit, segmentation and features; the model stage is left out."""
-    overrides = {"corpus": {"source": "mini_mias", "path": str(shared_data / "mini-mias-dev")}}
-    workdir = deploy(tmp_path_factory.mktemp("browser") / "mias", overrides)
-    targets = ["results/splits/audit.json", "results/metrics/segmentation.json", "results/features/rois.parquet"]
-    snakemake(workdir, *targets, "--configfile", "tiny.yaml", "--keep-going", check=False)
-    assert (workdir / "results/metrics/segmentation.json").exists(), "mini-MIAS segmentation did not run"
-    return render_existing(workdir, yaml.safe_load((workdir / "tiny.yaml").read_text()))
+def mini_mias_page(mini_mias_run) -> Path:
+    """(b) The page of the whole workflow on the mini-MIAS films (README's config)."""
+    return mini_mias_run / "results/report/index.html"
 
 
 @pytest.fixture(scope="module")
@@ -211,10 +203,13 @@ def test_a_page_with_every_agreed_metric_key_draws_every_figure(browser, contrac
 
 
 @pytest.mark.shared_data
-def test_a_mini_mias_page_without_models_reads_in_a_browser(browser, mini_mias_page, tmp_path):
+def test_the_mini_mias_runs_report_reads_in_a_browser(browser, mini_mias_page, tmp_path):
     found = inspect(browser, mini_mias_page, tmp_path / "mini_mias.png")
-    check_page(found, mini_mias_page, {"fig-gallery"})
-    assert any(text.startswith("Models: not available because") for text in found["unavailable"])
+    # real films: cluster annotations, inserted lesions, a small calcification cohort that still gets models
+    check_page(
+        found, mini_mias_page, {"fig-cluster-froc", "fig-gallery", "fig-gallery-worst", "fig-bag_of_objects-roi-roc"}
+    )
+    check_auc_on_first_screen(found)
 
 
 @pytest.mark.shared_data

@@ -275,11 +275,10 @@ def cancel_and_time_the_report(run: Watched, job_id: str) -> tuple[float, str]:
 
 
 @pytest.fixture(scope="module")
-def runs(slurm_cluster, tmp_path_factory):
-    """The tiny config locally (--cores 2) and through the SLURM profile, in fresh working directories."""
+def runs(slurm_cluster, tmp_path_factory, finished_tiny_run):
+    """The tiny config locally (--cores 2, the session's finished run) and through the SLURM profile."""
     root = tmp_path_factory.mktemp("slurm")
-    local = deploy(root / "local", TINY)
-    local_run(local)
+    local = finished_tiny_run
     cluster = deploy(root / "cluster", TINY)
     output = cluster_run(cluster)
     return {"root": root, "local": local, "cluster": cluster, "output": output}

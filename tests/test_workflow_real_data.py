@@ -9,9 +9,8 @@ from test_workflow import deploy, snakemake
 pytestmark = pytest.mark.workflow
 
 
-def test_mini_mias_is_segmented_and_scored_against_its_cluster_annotations(tmp_path, shared_data):
-    workdir = deploy(tmp_path / "mias", {"corpus": {"source": "mini_mias", "path": str(shared_data / "mini-mias-dev")}})
-    snakemake(workdir, "results/metrics/segmentation.json", "--configfile", "tiny.yaml")
+def test_mini_mias_is_segmented_and_scored_against_its_cluster_annotations(mini_mias_run):
+    workdir = mini_mias_run
     images = pd.read_csv(workdir / "results/corpus/images.tsv", sep="\t")
     assert len(images) == 104 and images["subject_id"].nunique() == 52
     manifests = sorted((workdir / "results/segment/batches").glob("*.tsv"))
@@ -34,6 +33,23 @@ def test_mini_mias_is_segmented_and_scored_against_its_cluster_annotations(tmp_p
     inserted = metrics["lesion_insertion"]
     assert inserted["n_images"] == metrics["n_normal_images"] and inserted["n_clusters"] > inserted["n_images"]
     assert inserted["plain_hdog"]["n_truth_objects"] > 100 and "froc" in inserted["selector"]
+
+
+def test_mini_mias_runs_to_the_report_with_a_calcification_cohort_and_its_flow(mini_mias_run):
+    summary = json.loads((mini_mias_run / "results/cohort/summary.json").read_text())
+    # 41 annotated ROIs: one without a location, 22 masses and other findings, the rest calcifications
+    assert summary["n_corpus_rois"] == 41
+    assert summary["excluded"]["no_location"] == 1 and summary["excluded"]["abnormality_not_selected"] == 22
+    # mdb212's annotation lies outside the breast: recorded, not scored
+    qc = summary["excluded"].get("failed_qc", 0)
+    assert qc >= 1 and summary["n_included"] == 41 - 1 - 22 - qc
+    cohort = pd.read_csv(mini_mias_run / "results/cohort/rois.tsv", sep="\t").set_index("roi_id")
+    assert cohort.at["mdb212_1", "reason"] == "failed_qc"
+    predictions = pd.read_parquet(mini_mias_run / "results/model/predictions.parquet")
+    included = set(cohort.index[cohort["included"].astype(bool)])
+    assert set(predictions["roi_id"]) == included
+    page = (mini_mias_run / "results/report/index.html").read_text()
+    assert "failed_qc" in page or "quality gate" in page
 
 
 def test_cbis_ddsm_official_split_is_honoured_and_audited_without_images(tmp_path, shared_data):
