@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import multiprocessing
 import os
 import re
 import shutil
@@ -76,16 +77,26 @@ def dry_run(workdir: Path, *configfiles: str) -> set[str]:
     return jobs_planned(output.getvalue())
 
 
-def planned_after(workdir: Path, key: str, config: dict) -> set[str]:
+def change_file(workdir: Path, key: str, config: dict) -> str:
+    """A partial config in `workdir` that changes only `key`; its name."""
     name = f"change_{key.replace('.', '_')}.yaml"
     (workdir / name).write_text(yaml.safe_dump(changed_config(key, config)))
+    return name
+
+
+def _planned_with(workdir: Path, name: str) -> set[str]:
     return dry_run(workdir, "tiny.yaml", name)
 
 
 def observed_table(workdir: Path) -> dict[str, set[str]]:
+    """key -> rules planned after changing it. The dry runs only read the finished run, so they run
+    side by side, one process per core (each process changes its own working directory)."""
     prepare_support_files(workdir)
     config = load_config(_merged(yaml.safe_load((REPO / "config.yaml").read_text()), TINY))
-    return {key: planned_after(workdir, key, config) for key in leaf_keys()}
+    names = {key: change_file(workdir, key, config) for key in leaf_keys()}
+    with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1) as pool:
+        planned = pool.starmap(_planned_with, [(workdir, name) for name in names.values()])
+    return dict(zip(names, planned))
 
 
 def _merged(base: dict, override: dict) -> dict:
