@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import multiprocessing
 import os
 import re
 import shutil
@@ -84,19 +83,11 @@ def change_file(workdir: Path, key: str, config: dict) -> str:
     return name
 
 
-def _planned_with(workdir: Path, name: str) -> set[str]:
-    return dry_run(workdir, "tiny.yaml", name)
-
-
 def observed_table(workdir: Path) -> dict[str, set[str]]:
-    """key -> rules planned after changing it. The dry runs only read the finished run, so they run
-    side by side, one process per core (each process changes its own working directory)."""
+    """key -> rules planned after changing it."""
     prepare_support_files(workdir)
     config = load_config(_merged(yaml.safe_load((REPO / "config.yaml").read_text()), TINY))
-    names = {key: change_file(workdir, key, config) for key in leaf_keys()}
-    with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1) as pool:
-        planned = pool.starmap(_planned_with, [(workdir, name) for name in names.values()])
-    return dict(zip(names, planned))
+    return {key: dry_run(workdir, "tiny.yaml", change_file(workdir, key, config)) for key in leaf_keys()}
 
 
 def _merged(base: dict, override: dict) -> dict:
