@@ -8,9 +8,8 @@ Three measurements, written to BENCHMARKS.md under "## Scaling":
 2. Cluster jobs for a corpus of about 1,000 images: a synthetic corpus of small
    films (the number of jobs depends on the number of images and ROIs, not on
    their size) is ingested and partitioned, then the SLURM profile's dry run
-   gives the jobs per rule. Jobs of rules in a group are bundled
-   ``group-components`` at a time; the count here is an upper bound (each
-   batch counted as its own connected component), local rules excluded.
+   gives the jobs per rule, with the default batches and with the cluster
+   batches README suggests; local rules excluded.
 3. On paper: 10,000 full-field films (3328 x 2560 px at 0.07 mm) on a 512-core
    cluster, from the measured per-rule costs (``workflow/resources.yaml``, in
    seconds per megapixel of work) and a per-job overhead (``--job-overhead-s``,
@@ -42,6 +41,10 @@ FULL_FIELD_MEGAPIXELS = 3328 * 2560 / 1e6
 # about 1.84 images per synthetic subject (two views of most breasts): 545 subjects give about 1,000 images
 LARGE_CORPUS = {"n_subjects": 545, "image_height_mm": 40.0, "image_width_mm": 32.0}
 PER_ITEM_RULES = ("segment", "insert_lesions", "masks", "features")
+BATCHES = {
+    "default batches (16 images, 32 ROIs)": {"images_per_job": 16, "rois_per_job": 32},
+    "cluster batches (64 images, 128 ROIs)": {"images_per_job": 64, "rois_per_job": 128},
+}
 # whole-corpus rules that read images (or their candidates): their work grows with megapixels
 IMAGE_RULES = (
     "corpus",
@@ -61,9 +64,9 @@ def deploy(workdir: Path, overrides: dict) -> Path:
     return workdir
 
 
-def snakemake(workdir: Path, *args: str, env: dict | None = None) -> str:
+def snakemake(workdir: Path, *args: str, configfiles=("bench.yaml",), env: dict | None = None) -> str:
     result = subprocess.run(
-        [*SNAKEMAKE, *args, "--configfile", "bench.yaml"], cwd=workdir, capture_output=True, text=True, env=env
+        [*SNAKEMAKE, *args, "--configfile", *configfiles], cwd=workdir, capture_output=True, text=True, env=env
     )
     if result.returncode != 0:
         raise SystemExit(f"snakemake {' '.join(args)} failed in {workdir}:\n{result.stderr[-4000:]}")
@@ -77,25 +80,9 @@ def timed_default_run(root: Path, cores: int) -> float:
     return time.perf_counter() - start
 
 
-def rule_groups() -> dict[str, str]:
-    """rule -> its group, from the rule files (`group:` followed by the group's name)."""
-    groups = {}
-    for smk in (REPO / "workflow" / "rules").glob("*.smk"):
-        for rule, body in re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)+)", smk.read_text(), flags=re.M):
-            found = re.search(r"group:\s*\n\s+\"(\w+)\"", body)
-            if found:
-                groups[rule] = found.group(1)
-    return groups
-
-
 def local_rules() -> set[str]:
     block = re.search(r"^localrules:\n((?:[ \t]+\w+,?\n)+)", (REPO / "Snakefile").read_text(), flags=re.M)
     return set(re.findall(r"\w+", block.group(1)))
-
-
-def group_components() -> dict[str, int]:
-    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
-    return {name: int(size) for name, size in (item.split("=") for item in profile["group-components"])}
 
 
 def jobs_per_rule(dry_run_output: str) -> dict[str, int]:
@@ -111,36 +98,27 @@ def jobs_per_rule(dry_run_output: str) -> dict[str, int]:
 
 
 def cluster_jobs(per_rule: dict[str, int]) -> tuple[int, dict[str, int]]:
-    """(cluster jobs, jobs per group or ungrouped rule) for the jobs of a run."""
-    groups, local, sizes = rule_groups(), local_rules(), group_components()
-    components: dict[str, int] = {}
-    for rule, n in per_rule.items():
-        if rule in local:
-            continue
-        if rule in groups:
-            # masks and features of one batch are one component (features reads its masks batch)
-            if rule != "features":
-                components[groups[rule]] = components.get(groups[rule], 0) + n
-        else:
-            components[rule] = n
-    jobs = {
-        name: math.ceil(n / sizes[name]) if name in sizes else n
-        for name, n in sorted(components.items(), key=lambda item: -item[1])
-    }
+    """(cluster jobs, jobs per rule) for the jobs of a run: every job but the local rules'."""
+    local = local_rules()
+    jobs = {rule: n for rule, n in sorted(per_rule.items(), key=lambda item: -item[1]) if rule not in local}
     return sum(jobs.values()), jobs
 
 
-def large_corpus_jobs(root: Path) -> tuple[int, int, int, dict[str, int], dict[str, int]]:
-    """(images, ROIs, cluster jobs, jobs per rule, cluster jobs per group/rule) for about 1,000 images."""
+def large_corpus_jobs(root: Path) -> tuple[int, int, dict[str, tuple[int, dict[str, int]]]]:
+    """(images, ROIs, {batches: (cluster jobs, jobs per rule or group)}) for about 1,000 images, with the
+    default batches and with the cluster batches README's SLURM section suggests."""
     workdir = deploy(root / "large", {"corpus": {"synthetic": LARGE_CORPUS}})
     snakemake(workdir, "--cores", "2", "results/splits/assignment.tsv")
     images = len(pd.read_csv(workdir / "results/corpus/images.tsv", sep="\t"))
     rois = len(pd.read_csv(workdir / "results/corpus/rois.tsv", sep="\t"))
     env = {**os.environ, "SBATCH_ACCOUNT": "dry-run"}
-    output = snakemake(workdir, "--profile", str(REPO / "profiles" / "slurm"), "-n", env=env)
-    per_rule = jobs_per_rule(output)
-    total, per_group = cluster_jobs(per_rule)
-    return images, rois, total, per_rule, per_group
+    counts = {}
+    for name, batches in BATCHES.items():
+        (workdir / "batches.yaml").write_text(yaml.safe_dump({"execution": batches}))
+        profile = str(REPO / "profiles" / "slurm")
+        output = snakemake(workdir, "--profile", profile, "-n", configfiles=("bench.yaml", "batches.yaml"), env=env)
+        counts[name] = cluster_jobs(jobs_per_rule(output))
+    return images, rois, counts
 
 
 def paper_estimate(films: int, cores: int, job_overhead_s: float) -> tuple[float, pd.DataFrame]:
@@ -180,7 +158,7 @@ def paper_estimate(films: int, cores: int, job_overhead_s: float) -> tuple[float
 
 
 def markdown(cores_s: dict[int, float] | None, large, estimate, job_overhead_s: float) -> str:
-    images, rois, total, per_rule, per_group = large
+    images, rois, counts = large
     hours, table = estimate
     lines = [
         "## Scaling",
@@ -198,15 +176,18 @@ def markdown(cores_s: dict[int, float] | None, large, estimate, job_overhead_s: 
             *(f"| {c} | {s / 60:.1f} min | {cores_s[1] / s:.2f} |" for c, s in sorted(cores_s.items())),
             "",
         ]
+    names = sorted({rule for _, per_rule in counts.values() for rule in per_rule})
     lines += [
         f"Cluster jobs of the SLURM profile for a synthetic corpus of {images} images and {rois} ROIs "
-        f"(dry run, at most): **{total}**.",
+        "(dry run; the checks and small gathers run on the login node and are not counted):",
         "",
-        "| rule or group | cluster jobs |",
-        "|---|---|",
-        *(f"| {name} | {n} |" for name, n in per_group.items()),
-        "",
-        "Jobs per rule in that run: " + ", ".join(f"{rule} {n}" for rule, n in sorted(per_rule.items())) + ".",
+        "| rule | " + " | ".join(counts) + " |",
+        "|---|" + "---|" * len(counts),
+        *(
+            f"| {rule} | " + " | ".join(str(per_rule.get(rule, 0)) for _, per_rule in counts.values()) + " |"
+            for rule in names
+        ),
+        "| **total** | " + " | ".join(f"**{total}**" for total, _ in counts.values()) + " |",
         "",
         f"On paper: 10,000 full-field films ({FULL_FIELD_MEGAPIXELS:.1f} MP each) on 512 cores, from the measured "
         f"per-rule seconds per megapixel and {job_overhead_s:.0f} s of overhead per cluster job: "

@@ -38,12 +38,13 @@ def test_the_profile_deploys_no_software_unless_asked():
     assert arguments["executor"] == "slurm"
 
 
-def test_jobs_are_sized_by_their_rules_and_per_item_work_is_bundled(site):
+def test_jobs_are_sized_by_their_rules_and_not_grouped(site):
     arguments = profile_arguments()
     # memory and wall time come from each rule's measured cost (workflow/rules/resources.smk), not a flat default
     assert not any(r.startswith(("runtime=", "mem_mb=")) for r in arguments.get("default-resources", []))
     assert "set-resources" not in arguments
-    assert set(arguments["group-components"]) == {"images=2", "rois=2", "models=2"}
+    # batches bundle per-item work; group jobs would hide a failed job's Slurm state
+    assert "group-components" not in arguments and "groups" not in arguments
 
 
 def test_account_and_partition_come_from_sbatch_variables(site, monkeypatch):
@@ -119,7 +120,7 @@ def cluster_dry_run(workdir: Path, *args: str) -> str:
     return output
 
 
-def test_every_cluster_job_asks_for_its_measured_size_and_per_item_jobs_run_in_groups(finished_tiny_run):
+def test_every_cluster_job_asks_for_its_measured_size_and_checks_run_locally(finished_tiny_run):
     pytest.importorskip("snakemake_executor_plugin_slurm", reason='the SLURM plugin is not installed (".[slurm]")')
     # replan everything after the corpus, without running it
     output = cluster_dry_run(finished_tiny_run, "--forcerun", "partition")
@@ -133,5 +134,4 @@ def test_every_cluster_job_asks_for_its_measured_size_and_per_item_jobs_run_in_g
             continue
         resources = re.search(r"resources: (.*)", body).group(1)
         assert re.search(r"\bmem_mb=\d+", resources) and re.search(r"\bruntime=\d+", resources), (rule, resources)
-        # per-image and per-ROI batches and model fits are printed inside their group job (indented)
-        assert bool(indent) == (rule in {"segment", "masks", "features", "model_fold"}), rule
+        assert not indent, f"{rule} was planned inside a group job"

@@ -13,8 +13,6 @@ rule features:
         "logs/features/{batch}.log",
     benchmark:
         "results/benchmarks/features/{batch}.tsv"
-    group:
-        "rois"
     conda:
         "../../envs/features.yaml"
     threads: 1

@@ -14,8 +14,6 @@ rule model_fold:
         "results/benchmarks/model/outer{fold}/{model}.tsv"
     wildcard_constraints:
         fold="[0-9]+|eval",
-    group:
-        "models"
     conda:
         "../../envs/model.yaml"
     threads: 1

@@ -17,8 +17,6 @@ rule segment:
         "logs/segment/{batch}.log",
     benchmark:
         "results/benchmarks/segment/{batch}.tsv"
-    group:
-        "images"
     conda:
         "../../envs/segment.yaml"
     threads: 1
@@ -66,8 +64,6 @@ rule masks:
         "logs/masks/{batch}.log",
     benchmark:
         "results/benchmarks/masks/{batch}.tsv"
-    group:
-        "rois"
     conda:
         "../../envs/segment.yaml"
     threads: 1
@@ -92,8 +88,6 @@ rule insert_lesions:
         "logs/segment/inserted/{batch}.log",
     benchmark:
         "results/benchmarks/segment/inserted/{batch}.tsv"
-    group:
-        "images"
     conda:
         "../../envs/segment.yaml"
     threads: 1
