@@ -368,12 +368,6 @@ def test_a_cancelled_job_is_retried_once_and_a_second_failure_ends_the_run(cance
     assert "Exiting because a job execution failed" in output, output[-4000:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a failed job's outputs stay missing on resume while its consumers' outputs, from the previous "
-    "parameters, exist; snakemake then reruns neither (exact resume is being built in the workflow)",
-)
 def test_a_resume_after_the_cancellation_gives_the_bytes_of_a_clean_run_of_the_changed_config(runs, cancellation):
     workdir = cancellation["workdir"]
     cluster_run(workdir)
