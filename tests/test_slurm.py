@@ -129,7 +129,7 @@ def run_id(output: str) -> str:
     return found.group(1)
 
 
-# a rule's job is named by its number, a group job by a UUID
+# a rule's job is named by its number (a group job, which the profile does not use, by a UUID)
 SUBMITTED = re.compile(r"Job ([\w-]+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.")
 
 
