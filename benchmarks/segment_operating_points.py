@@ -31,6 +31,7 @@ from calcsig.segment.selector import (
     fit_selector,
     load_selector,
     load_training_image,
+    load_training_images,
     score_candidates,
     training_image_ids,
 )
@@ -58,20 +59,7 @@ def corpus(workdir: Path, train: bool):
 
 def training_images(workdir: Path, params: dict) -> list:
     images, kinds = corpus(workdir, train=True)
-    seg = workdir / "results/segment"
-    out = [
-        load_training_image(
-            seg / f"{images.at[i, 'image_id']}.npz",
-            seg / f"{images.at[i, 'image_id']}.tsv",
-            images.at[i, "image_id"],
-            images.at[i, "subject_id"],
-            kinds.at[i, "truth_path"],
-            kinds.at[i, "circles"],
-            bool(kinds.at[i, "normal"]),
-            params,
-        )
-        for i in images.index
-    ]
+    out = load_training_images(images, kinds, workdir / "results/segment", params)
     manifests = sorted((workdir / "results/segment/inserted/batches").glob("*.tsv"))
     if params["selector_inserted_lesions"] and manifests:
         stored = read_manifests(manifests).set_index("image_id")

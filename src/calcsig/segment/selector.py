@@ -338,6 +338,25 @@ def load_training_image(
     )
 
 
+def load_training_images(images, kinds, segment_dir, params: dict) -> list:
+    """`load_training_image` for each row of `images` (images.tsv rows) with its `truth_kinds` row, reading
+    each image's stored candidates from `segment_dir` ({image_id}.npz / .tsv)."""
+    segment_dir = Path(segment_dir)
+    return [
+        load_training_image(
+            segment_dir / f"{images.at[i, 'image_id']}.npz",
+            segment_dir / f"{images.at[i, 'image_id']}.tsv",
+            images.at[i, "image_id"],
+            images.at[i, "subject_id"],
+            kinds.at[i, "truth_path"],
+            kinds.at[i, "circles"],
+            bool(kinds.at[i, "normal"]),
+            params,
+        )
+        for i in images.index
+    ]
+
+
 def fit_selector(images: list[TrainingImage], params: dict | None = None) -> CandidateSelector:
     """A CandidateSelector (hyper-parameters of `params`) fitted on the known-label candidates of `images`."""
     X = np.concatenate([im.features[im.y >= 0] for im in images] + [np.zeros((0, len(FEATURE_NAMES)))])
@@ -472,20 +491,7 @@ def train_selector_for_scope(
             "calcification circles or normal films), so the candidate selector cannot be trained; "
             "set segment.use_selector: false for plain HDoG output"
         )
-    segment_dir = Path(segment_dir)
-    training = [
-        load_training_image(
-            segment_dir / f"{images.at[i, 'image_id']}.npz",
-            segment_dir / f"{images.at[i, 'image_id']}.tsv",
-            images.at[i, "image_id"],
-            images.at[i, "subject_id"],
-            kinds.at[i, "truth_path"],
-            kinds.at[i, "circles"],
-            bool(kinds.at[i, "normal"]),
-            params,
-        )
-        for i in used
-    ]
+    training = load_training_images(images.loc[used], kinds.loc[used], segment_dir, params)
     real = len(training)
     p = segment_params(params, ("selector_random_state", "selector_inserted_lesions"))
     if inserted and p["selector_inserted_lesions"]:
