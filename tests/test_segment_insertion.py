@@ -211,3 +211,9 @@ def test_the_selector_also_trains_on_the_training_films_with_inserted_lesions(tm
     chosen = train_selector_for_scope(*args, tmp_path / "b.joblib", tmp_path / "b.json", "train", inserted)
     assert chosen["n_inserted_images"] == 4 and chosen["n_images"] == 5
     assert chosen["n_positive_candidates"] > 8 and chosen["threshold"] == 0.5
+    # a bound on the training images: whole subjects, and only the inserted copies of the films taken
+    bounded_args = (*tables, segment_dir, {**train, "selector_max_training_images": 3})
+    bounded = train_selector_for_scope(*bounded_args, tmp_path / "c.joblib", tmp_path / "c.json", "train", inserted)
+    assert bounded["n_images"] == 3 and bounded["n_images_with_truth"] == 5
+    assert 2 <= bounded["n_inserted_images"] <= 3
+    assert json.loads((tmp_path / "c.json").read_text())["n_images"] == 3

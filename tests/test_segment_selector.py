@@ -1,6 +1,7 @@
 """Candidate selector: estimator behaviour, weak labels, and that it beats plain HDoG."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.base import clone
 
@@ -9,6 +10,7 @@ from calcsig.segment.evaluate import candidate_pairs, froc_curve, greedy_match
 from calcsig.segment.params import CANDIDATE_KEYS
 from calcsig.segment.selector import (
     CandidateSelector,
+    bounded_training_sample,
     labels_from_circles,
     labels_from_truth,
     train_selector,
@@ -103,3 +105,16 @@ def test_selector_improves_over_plain_hdog():
     selector_tpr = tpr_at(chosen, geometry, truths, rate)
     assert selector_tpr >= 0.7
     assert selector_tpr >= plain_tpr + 0.2
+
+
+def test_the_training_sample_is_bounded_by_whole_subjects_in_a_seeded_order():
+    subject_of = pd.Series([f"s{k // 2}" for k in range(40)] + ["big"] * 7, index=[f"im{k}" for k in range(47)])
+    assert list(bounded_training_sample(subject_of, 47, seed=0)) == list(subject_of.index)
+    sample = bounded_training_sample(subject_of, 9, seed=0)
+    assert len(sample) in (8, 9)  # filled with whole subjects up to the bound
+    taken = subject_of[sample]
+    assert (taken.value_counts() == subject_of[subject_of.isin(taken)].value_counts()).all()
+    assert list(bounded_training_sample(subject_of, 9, seed=0)) == list(sample)
+    assert set(bounded_training_sample(subject_of, 9, seed=1)) != set(sample)
+    # a subject larger than the bound is skipped rather than split
+    assert "big" not in set(subject_of[bounded_training_sample(subject_of, 6, seed=0)])

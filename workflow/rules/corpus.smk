@@ -17,7 +17,7 @@ checkpoint corpus:
         "results/benchmarks/corpus.tsv"
     conda:
         "../../envs/corpus.yaml"
-    threads: 1
+    threads: WHOLE_CORPUS_THREADS
     resources:
         **job_resources("corpus"),
     params:

@@ -50,7 +50,7 @@ rule partition:
     priority: 100
     conda:
         "../../envs/corpus.yaml"
-    threads: 1
+    threads: WHOLE_CORPUS_THREADS
     resources:
         **job_resources("partition"),
     params:

@@ -1,8 +1,12 @@
 # Cluster job sizes: every rule's memory and wall time, from its measured cost
 # (workflow/resources.yaml, written by benchmarks/resources.py from the default run)
 # scaled by the work of the job (calcsig.jobsize). Local runs ignore them except
-# as limits that --resources sets. All jobs are single-threaded (threads: 1);
-# parallelism comes from running jobs side by side.
+# as limits that --resources sets. Per-item jobs are single-threaded (threads: 1):
+# parallelism comes from running them side by side. The rules that see the whole
+# corpus in one job (ingest, the partition's image hashing, the selector's training,
+# the segmentation evaluations) spread their images over WHOLE_CORPUS_THREADS worker
+# processes (calcsig.parallel), which Snakemake lowers to --cores on a workstation and
+# to the profile's max-threads on a cluster; their outputs do not depend on it.
 
 import yaml
 from snakemake.exceptions import IncompleteCheckpointException
@@ -58,10 +62,15 @@ def _item_work(rule_name, wildcards):
 
 
 PER_ITEM_RULES = ("segment", "insert_lesions", "masks", "features")
+WHOLE_CORPUS_THREADS = 64
 
 
 def job_resources(rule_name):
-    """`resources:` of a rule: mem_mb and runtime (minutes) for its jobs, grown on each retry."""
+    """`resources:` of a rule: mem_mb and runtime (minutes) for its jobs, grown on each retry.
+
+    A job with several threads runs that many worker processes, each holding the
+    data of one image (or one selector's training set) besides the job's own, so its
+    memory is the single-threaded measurement times the threads (an upper bound)."""
     cost = JOB_COSTS[rule_name]
 
     def work(wildcards, input):
@@ -72,6 +81,7 @@ def job_resources(rule_name):
         return corpus_work(), None
 
     return {
-        "mem_mb": lambda wildcards, input, attempt: memory_mb(cost, *work(wildcards, input), attempt=attempt),
+        "mem_mb": lambda wildcards, input, threads, attempt: threads
+        * memory_mb(cost, *work(wildcards, input), attempt=attempt),
         "runtime": lambda wildcards, input, attempt: runtime_minutes(cost, work(wildcards, input)[0], attempt),
     }

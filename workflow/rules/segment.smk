@@ -45,7 +45,7 @@ rule train_selector:
         scope="train|outer[0-9]+|outer_eval",
     conda:
         "../../envs/segment.yaml"
-    threads: 1
+    threads: WHOLE_CORPUS_THREADS
     resources:
         **job_resources("train_selector"),
     params:
@@ -117,7 +117,7 @@ rule lesion_insertion:
         "results/benchmarks/segment/lesion_insertion.tsv"
     conda:
         "../../envs/segment.yaml"
-    threads: 1
+    threads: WHOLE_CORPUS_THREADS
     resources:
         **job_resources("lesion_insertion"),
     params:
@@ -143,7 +143,7 @@ rule evaluate_segmentation:
         "results/benchmarks/segment/evaluate_segmentation.tsv"
     conda:
         "../../envs/segment.yaml"
-    threads: 1
+    threads: WHOLE_CORPUS_THREADS
     resources:
         **job_resources("evaluate_segmentation"),
     params:

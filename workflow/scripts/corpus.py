@@ -16,4 +16,5 @@ with log_to(snakemake.log[0]):
         params=params,
         out_dir=str(Path(snakemake.output.images).parent),
         outputs=dict(snakemake.output),
+        workers=snakemake.threads,
     )

@@ -23,4 +23,5 @@ with log_to(snakemake.log[0]):
         lesion_insertion_path=inputs.get("lesion_insertion"),
         segmented=segmented_images(inputs.segmented),
         selector_status=snakemake.params.selector_status,
+        workers=snakemake.threads,
     )

@@ -18,5 +18,6 @@ with log_to(snakemake.log[0]) as log:
         snakemake.output.gallery,
         selector_path=inputs.selectors[0] if inputs.get("selectors") else None,
         operating_point_path=inputs.operating_points[0] if inputs.get("operating_points") else None,
+        workers=snakemake.threads,
     )
     log.info("%d clusters inserted into %d held-out normal films", result["n_clusters"], result["n_images"])

@@ -18,5 +18,6 @@ with log_to(snakemake.log[0]) as log:
         snakemake.output.balance,
         snakemake.output.balance_json,
         out_hashes=snakemake.output.get("hashes"),
+        workers=snakemake.threads,
     )
     log.info("balance summary: %s", summary)

@@ -23,11 +23,14 @@ with log_to(snakemake.log[0]) as log:
         scope=snakemake.wildcards.scope,
         inserted=inserted,
         segmented=segmented_images(snakemake.input.segmented),
+        workers=snakemake.threads,
     )
     log.info(
-        "selector %s trained on %d images (and %d with inserted lesions) of %d subjects; operating point %.6g: %s",
+        "selector %s trained on %d of %d images with truth (and %d with inserted lesions) of %d subjects; "
+        "operating point %.6g: %s",
         snakemake.wildcards.scope,
         chosen["n_images"],
+        chosen["n_images_with_truth"],
         chosen["n_inserted_images"],
         chosen["n_subjects"],
         chosen["threshold"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 from pathlib import Path
 
@@ -41,15 +42,23 @@ def source_files(source: str, path: str | None, params: dict) -> list[Path]:
     return importlib.import_module(adapter_module(source)).source_files(Path(path) if path else None, params)
 
 
-def build_corpus(source: str, path: str | None, params: dict, out_dir: str | Path, outputs: dict) -> dict:
+def build_corpus(
+    source: str, path: str | None, params: dict, out_dir: str | Path, outputs: dict, workers: int = 1
+) -> dict:
     """Ingest `source` into validated tables written to `outputs` (keys images, rois, subjects).
+
+    workers : processes for an adapter that spreads its images over them (one taking a
+    `workers` argument: the synthetic corpus renders its views side by side); the
+    outputs do not depend on it.
 
     When `outputs` has a key skipped, the files the adapter left out are
     written there as a TSV with columns path and reason (header only when the
     adapter skips nothing or does not report skips). Nothing is written unless
     all three tables pass validation.
     """
-    result = adapter(source)(Path(path) if path else None, params, Path(out_dir))
+    ingest = adapter(source)
+    extra = {"workers": workers} if "workers" in inspect.signature(ingest).parameters else {}
+    result = ingest(Path(path) if path else None, params, Path(out_dir), **extra)
     where = f"corpus source {source}" + (f" at {path}" if path else "")
     tables = validate_corpus(result["images"], result["rois"], result["subjects"], where)
     skipped = result.get("skipped")

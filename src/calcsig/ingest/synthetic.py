@@ -12,7 +12,7 @@ def source_files(path: Path | None, params: dict) -> list[Path]:
     return []
 
 
-def ingest_synthetic(path: Path | None, params: dict, out_dir: Path) -> dict:
+def ingest_synthetic(path: Path | None, params: dict, out_dir: Path, workers: int = 1) -> dict:
     """Generate the synthetic corpus under out_dir/synthetic and return its tables.
 
     Parameters
@@ -21,11 +21,12 @@ def ingest_synthetic(path: Path | None, params: dict, out_dir: Path) -> dict:
     params : the corpus.synthetic config section (defaults are filled in for
         any key left out) plus the top-level seed as params["seed"].
     out_dir : directory for generated files (images, truth masks, planted.json).
+    workers : processes rendering the views (the outputs do not depend on it).
 
     Returns {"images", "rois", "subjects"} DataFrames, not yet validated.
     """
     if "seed" not in params:
         raise ValueError("ingest_synthetic needs the top-level config seed as params['seed']")
     settings = resolve_settings(params, seed=int(params["seed"]))
-    corpus = generate_corpus(settings, Path(out_dir))
+    corpus = generate_corpus(settings, Path(out_dir), workers)
     return {kind: corpus[kind] for kind in ("images", "rois", "subjects")}

@@ -24,6 +24,7 @@ image once between them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -32,6 +33,7 @@ import pandas as pd
 from scipy.fft import dctn
 
 from ..errors import CalcsigError
+from ..parallel import ordered_map
 from ..paths import atomic_path
 
 HASH_COLUMNS = ["image_id", "pixel_hash", "phash", "problem"]
@@ -112,31 +114,39 @@ def hamming_matrix(hashes: np.ndarray, max_distance: int, chunk: int = 512) -> l
     return found
 
 
-def image_hashes(images: pd.DataFrame, hash_size: int) -> tuple[pd.DataFrame, list[dict]]:
+def image_hashes(images: pd.DataFrame, hash_size: int, workers: int = 1) -> tuple[pd.DataFrame, list[dict]]:
     """Pixel and perceptual hash of every image with pixels.
 
     Returns a frame indexed by image_id with columns pixel_hash and phash (packed
     bytes; None for images without pixels) and the list of unreadable images
-    ({image_id, path, problem}). calcsig.imageio is imported here so that a
-    metadata-only corpus needs no image reader.
+    ({image_id, path, problem}). workers : processes reading and hashing the
+    images (the result does not depend on it).
     """
-    from ..imageio import read_image
-
-    records, unreadable = [], []
-    for _, image in images.iterrows():
-        has = bool(image.get("has_pixels")) if not pd.isna(image.get("has_pixels")) else False
-        path = image.get("path")
-        pixel, phash = None, None
-        if has and isinstance(path, str) and path:
-            try:
-                pixels = read_image(path).pixels
-                pixel, phash = pixel_hash(pixels), perceptual_hash(pixels, hash_size)
-            except (CalcsigError, OSError, ValueError) as error:
-                unreadable.append({"image_id": image["image_id"], "path": path, "problem": str(error)})
-        records.append({"image_id": image["image_id"], "pixel_hash": pixel, "phash": phash})
+    rows = [(row["image_id"], row.get("has_pixels"), row.get("path")) for _, row in images.iterrows()]
+    hashed = ordered_map(functools.partial(_hash_image, hash_size=hash_size), rows, workers)
+    records = [{"image_id": image_id, "pixel_hash": pixel, "phash": phash} for image_id, pixel, phash, _ in hashed]
+    unreadable = [problem for *_, problem in hashed if problem is not None]
     return pd.DataFrame.from_records(records, columns=["image_id", "pixel_hash", "phash"]).set_index(
         "image_id"
     ), unreadable
+
+
+def _hash_image(row: tuple, hash_size: int) -> tuple:
+    """(image_id, pixel hash, perceptual hash, problem or None) of one images.tsv row.
+
+    calcsig.imageio is imported here so that a metadata-only corpus needs no image reader.
+    """
+    from ..imageio import read_image
+
+    image_id, has_pixels, path = row
+    has = bool(has_pixels) if not pd.isna(has_pixels) else False
+    if not (has and isinstance(path, str) and path):
+        return image_id, None, None, None
+    try:
+        pixels = read_image(path).pixels
+        return image_id, pixel_hash(pixels), perceptual_hash(pixels, hash_size), None
+    except (CalcsigError, OSError, ValueError) as error:
+        return image_id, None, None, {"image_id": image_id, "path": path, "problem": str(error)}
 
 
 def write_hashes(hashes: pd.DataFrame, unreadable: list[dict], out: str | Path) -> None:

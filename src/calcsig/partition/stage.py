@@ -456,13 +456,15 @@ def run_partition(
     out_balance_tsv,
     out_balance_json,
     out_hashes=None,
+    workers: int = 1,
 ) -> dict:
     """Partition stage: read the corpus tables, split by group, write assignment and balance.
 
     subjects_tsv may be None (subjects are then those of images.tsv). The images
     are hashed when group_duplicates is on or out_hashes is given; out_hashes
     (optional) keeps the hashes for the audit (hashing.write_hashes). Returns
-    the balance summary (also in out_balance_json).
+    the balance summary (also in out_balance_json). workers : processes hashing
+    the images (the outputs do not depend on it).
     """
     params = partition_params(params)
     images = read_table(images_tsv, "images")
@@ -470,7 +472,7 @@ def run_partition(
     subjects = read_table(subjects_tsv, "subjects") if subjects_tsv else None
     hashes = None
     if params["group_duplicates"] or out_hashes:
-        hashes, unreadable = image_hashes(images, params["hash_size"])
+        hashes, unreadable = image_hashes(images, params["hash_size"], workers)
     assignment, table, summary = partition_tables(images, rois, subjects, params, seed, hashes)
     if out_hashes:
         write_hashes(hashes, unreadable, out_hashes)

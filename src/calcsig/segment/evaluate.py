@@ -286,7 +286,8 @@ class ImageEval:
     breast : (H, W) bool; pixel_spacing_mm; truth : (H, W) label image or None;
     circles_px : (k, 3) rows (x, y, radius) px of calcification clusters or None;
     normal : True for a film without any finding; keep : (n,) bool, the operating point
-    (predictions actually output), all True when None.
+    (predictions actually output), all True when None; pairs : `candidate_pairs` of pred and
+    truth under the evaluation's matching rule, when already computed (else computed here).
     """
 
     image_id: str
@@ -298,6 +299,7 @@ class ImageEval:
     circles_px: np.ndarray | None = None
     normal: bool = False
     keep: np.ndarray | None = None
+    pairs: list | None = None
 
 
 def evaluate_images(
@@ -318,7 +320,9 @@ def evaluate_images(
     n_truth, area_cm2, inter, total = 0, 0.0, 0, 0
     pixel_images = [im for im in images if im.truth is not None]
     for im in pixel_images:
-        pairs = candidate_pairs(im.pred, im.truth, im.pixel_spacing_mm, distance_mm, iou_min)
+        pairs = im.pairs
+        if pairs is None:
+            pairs = candidate_pairs(im.pred, im.truth, im.pixel_spacing_mm, distance_mm, iou_min)
         matched = greedy_match(im.scores, pairs)
         all_scores.append(np.asarray(im.scores, dtype=np.float64))
         all_tp.append(matched > 0)

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from calcsig.parallel import ordered_map
 from calcsig.paths import atomic_path
 from calcsig.segment.candidates import object_geometry, spacing_plan
-from calcsig.segment.evaluate import FROC, ClusterFROC, ImageEval, cluster_froc, evaluate_images
+from calcsig.segment.evaluate import FROC, ClusterFROC, ImageEval, candidate_pairs, cluster_froc, evaluate_images
 from calcsig.segment.figures import FrocPanel, plot_froc_panels, plot_gallery
 from calcsig.segment.params import EVALUATION_KEYS, segment_params
 from calcsig.segment.selector import CandidateSelector, load_selector, read_operating_point, score_candidates
@@ -34,8 +35,10 @@ def _load_eval_image(
     normal: bool,
     selector: CandidateSelector | None,
     selector_threshold: float | None,
+    match: tuple[float, float] | None = None,
 ) -> ImageEval:
-    """One image's candidates ranked by the selector's score (by DoG response without a selector)."""
+    """One image's candidates ranked by the selector's score (by DoG response without a selector);
+    match : (distance mm, IoU) of the matching rule, to pair candidates with pixel truth here."""
     seg = read_segmentation(segment_dir / f"{image_id}.npz")
     table = read_candidates(segment_dir / f"{image_id}.tsv")
     if selector is not None and len(table):
@@ -43,16 +46,21 @@ def _load_eval_image(
     else:
         scores = table["dog_response"].to_numpy(dtype=np.float64)
     keep = scores >= selector_threshold if selector is not None and selector_threshold is not None else None
+    truth = read_truth_labels(truth_path) if truth_path else None
+    pairs = None
+    if truth is not None and match is not None:
+        pairs = candidate_pairs(seg["labels"], truth, seg["pixel_spacing_mm"], *match)
     return ImageEval(
         image_id,
         seg["labels"],
         scores,
         seg["breast"],
         seg["pixel_spacing_mm"],
-        truth=read_truth_labels(truth_path) if truth_path else None,
+        truth=truth,
         circles_px=np.asarray(circles, float) if circles else None,
         normal=normal,
         keep=keep,
+        pairs=pairs,
     )
 
 
@@ -119,6 +127,7 @@ def evaluate_segmentation_files(
     operating_point: dict | None = None,
     lesion_insertion: dict | None = None,
     extra: dict | None = None,
+    workers: int = 1,
 ) -> dict:
     """Evaluate stored candidates against the corpus's truth; write metrics JSON and figures.
 
@@ -139,6 +148,7 @@ def evaluate_segmentation_files(
     out_froc_png, out_gallery_png, out_gallery_worst_png : the figures (none when None): FROC
         panels, crops of truth, and the worst cases at the operating point (`write_worst_gallery`).
     extra : further keys recorded as they are (e.g. whether a selector was used and why).
+    workers : processes reading and matching the images (the outputs do not depend on it).
     JSON keys: `tpr_at_<fp>_fp_per_cm2` (pixel truth), `cluster_sensitivity`,
     `false_clusters_per_normal_image` (cluster truth, at the operating point), `froc`
     (curve corners), `cluster_froc` (lists `threshold`, `cluster_sensitivity`,
@@ -156,8 +166,9 @@ def evaluate_segmentation_files(
     threshold = None if operating_point is None else float(operating_point["threshold"])
 
     def load(with_selector: CandidateSelector | None):
-        return [
-            _load_eval_image(
+        def one(index):
+            kind = evaluated.loc[index]
+            return _load_eval_image(
                 str(images.at[index, "image_id"]),
                 Path(segment_dir),
                 kind["truth_path"],
@@ -165,9 +176,10 @@ def evaluate_segmentation_files(
                 bool(kind["normal"]),
                 with_selector,
                 threshold,
+                (p["match_distance_mm"], p["match_iou"]),
             )
-            for index, kind in evaluated.iterrows()
-        ]
+
+        return ordered_map(one, evaluated.index, workers)
 
     kwargs = dict(
         distance_mm=p["match_distance_mm"],
@@ -357,6 +369,7 @@ def evaluate_held_out(
     lesion_insertion_path=None,
     segmented=None,
     selector_status: dict | None = None,
+    workers: int = 1,
 ) -> dict:
     """Evaluate segmentation on the images outside the train split (dev and eval) that were
     segmented (`segmented`: their IDs; all when None; the quality gate may have skipped some).
@@ -386,4 +399,5 @@ def evaluate_held_out(
         operating_point=read_operating_point(operating_point_path) if operating_point_path else None,
         lesion_insertion=json.loads(Path(lesion_insertion_path).read_text()) if lesion_insertion_path else None,
         extra={"selector": dict(selector_status)} if selector_status is not None else None,
+        workers=workers,
     )

@@ -9,14 +9,16 @@ pixel-level FROC on real parenchyma, beside the synthetic corpus's.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
 import numpy as np
 
+from calcsig.parallel import ordered_map
 from calcsig.paths import atomic_path
 from calcsig.segment.candidates import object_geometry
-from calcsig.segment.evaluate import ImageEval, count_inside_circles, evaluate_images
+from calcsig.segment.evaluate import ImageEval, candidate_pairs, count_inside_circles, evaluate_images
 from calcsig.segment.figures import plot_gallery
 from calcsig.segment.inserted import inserted_film
 from calcsig.segment.insertion import InsertedCluster
@@ -68,6 +70,7 @@ def evaluate_lesion_insertion(
     out_gallery=None,
     selector_path=None,
     operating_point_path=None,
+    workers: int = 1,
 ) -> dict:
     """Evaluate detection on the held-out normal films with inserted lesions; write JSON (and a gallery PNG).
 
@@ -77,6 +80,7 @@ def evaluate_lesion_insertion(
         (to redraw the gallery's films, which are not stored).
     selector_path, operating_point_path : the train-split selector and its operating point;
         without them only plain HDoG (every candidate, ranked by DoG response) is evaluated.
+    workers : processes reading and matching the films (the outputs do not depend on it).
     JSON: `method`, counts, `contrast_snr`, `psf_sigma_mm`, `local_noise` (film units), and per
     detector (`selector` at its operating point, `plain_hdog` keeping every candidate) the
     pixel-level metrics of `evaluate_images` with `froc` corners and `inserted_cluster_sensitivity`.
@@ -86,23 +90,13 @@ def evaluate_lesion_insertion(
     films = [i for i in held_out_normal_films(images_tsv, rois_tsv, assignment_tsv) if i in inserted]
     selector = load_selector(selector_path) if selector_path else None
     threshold = read_operating_point(operating_point_path)["threshold"] if operating_point_path else None
-    selected, plain, circles, noises, contrasts = [], [], [], [], []
-    for image_id in films:
-        npz, tsv = inserted[image_id]
-        seg, table = read_segmentation(npz), read_candidates(tsv)
-        with np.load(npz) as stored:
-            truth = stored["truth"]
-            centres, radii = stored["cluster_centre_yx_px"], stored["cluster_radius_mm"]
-            noises += list(stored["cluster_local_noise"])
-            contrasts += list(stored["cluster_contrast_snr"])
-        spacing = seg["pixel_spacing_mm"]
-        circles.append(np.column_stack([centres[:, 1] * spacing, centres[:, 0] * spacing, radii]))
-        dog = table["dog_response"].to_numpy(dtype=np.float64)
-        plain.append(ImageEval(image_id, seg["labels"], dog, seg["breast"], spacing, truth=truth))
-        if selector is not None:
-            scores = score_candidates(table, selector)
-            kept = scores >= threshold
-            selected.append(ImageEval(image_id, seg["labels"], scores, seg["breast"], spacing, truth=truth, keep=kept))
+    match = (p["match_distance_mm"], p["match_iou"])
+    loaded = ordered_map(functools.partial(_load_film, inserted, selector, threshold, match), films, workers)
+    plain = [film[0] for film in loaded]
+    selected = [film[1] for film in loaded if film[1] is not None]
+    circles = [film[2] for film in loaded]
+    noises = [noise for film in loaded for noise in film[3]]
+    contrasts = [contrast for film in loaded for contrast in film[4]]
     result = {
         "method": METHOD,
         "n_images": len(films),
@@ -134,6 +128,30 @@ def evaluate_lesion_insertion(
             panels, out_gallery, "inserted clusters in held-out normal films; green: truth, red: kept detections"
         )
     return result
+
+
+def _load_film(inserted: dict, selector, threshold, match: tuple[float, float], image_id: str) -> tuple:
+    """One film with inserted lesions: (plain HDoG ImageEval, the selector's or None, its clusters'
+    (x mm, y mm, radius mm) rows, the clusters' local noise, their drawn contrast SNR)."""
+    npz, tsv = inserted[image_id]
+    seg, table = read_segmentation(npz), read_candidates(tsv)
+    with np.load(npz) as stored:
+        truth = stored["truth"]
+        centres, radii = stored["cluster_centre_yx_px"], stored["cluster_radius_mm"]
+        noises = list(stored["cluster_local_noise"])
+        contrasts = list(stored["cluster_contrast_snr"])
+    spacing = seg["pixel_spacing_mm"]
+    circles = np.column_stack([centres[:, 1] * spacing, centres[:, 0] * spacing, radii])
+    pairs = candidate_pairs(seg["labels"], truth, spacing, *match)
+    dog = table["dog_response"].to_numpy(dtype=np.float64)
+    plain = ImageEval(image_id, seg["labels"], dog, seg["breast"], spacing, truth=truth, pairs=pairs)
+    selected = None
+    if selector is not None:
+        scores = score_candidates(table, selector)
+        selected = ImageEval(
+            image_id, seg["labels"], scores, seg["breast"], spacing, truth=truth, keep=scores >= threshold, pairs=pairs
+        )
+    return plain, selected, circles, noises, contrasts
 
 
 def _summary(values) -> dict | None:

@@ -19,6 +19,7 @@ import hashlib
 import numpy as np
 
 from calcsig.errors import CalcsigError
+from calcsig.parallel import ordered_map
 from calcsig.segment.evaluate import cluster_froc, froc_curve, greedy_match
 from calcsig.segment.params import OPERATING_POINT_KEYS, segment_params
 
@@ -54,22 +55,39 @@ def subject_folds(subject_ids, has_positive, n_folds: int, seed: int) -> np.ndar
     return np.array([fold_of[s] for s in subject_ids], dtype=int)
 
 
-def out_of_fold_scores(images, folds: np.ndarray, fit) -> list[np.ndarray | None]:
+def out_of_fold_scores(images, folds: np.ndarray, fit, workers: int = 1) -> list[np.ndarray | None]:
     """Per image, the scores of a selector trained on the other folds' images (None when that
     fold's training part lacks positives or negatives, so no selector could be trained).
 
-    images : training images (`features`, `y` with -1 for unknown); fit(list of images) -> selector.
+    images : training images (`features`, `y` with -1 for unknown); fit(list of images) -> selector;
+    workers : processes fitting the folds' selectors side by side (the scores do not depend on it).
     """
-    scores: list[np.ndarray | None] = [None] * len(images)
-    for fold in np.unique(folds):
+    return fit_with_out_of_fold_scores(images, folds, fit, workers, final=False)[1]
+
+
+def fit_with_out_of_fold_scores(images, folds: np.ndarray, fit, workers: int = 1, final: bool = True):
+    """(fit(images), `out_of_fold_scores`), the final fit (None unless `final`) and the folds' fits
+    made by up to `workers` processes side by side."""
+
+    def task(fold):
+        if fold is None:
+            return fit(images)
         train = [im for im, f in zip(images, folds) if f != fold]
         y = np.concatenate([im.y[im.y >= 0] for im in train] + [np.zeros(0, int)])
         if np.unique(y).size < 2:
-            continue
+            return None
         selector = fit(train)
-        for i in np.flatnonzero(folds == fold):
-            scores[i] = selector.score_candidates(images[i].features)
-    return scores
+        return [selector.score_candidates(images[i].features) for i in np.flatnonzero(folds == fold)]
+
+    tasks = ([None] if final else []) + [int(f) for f in np.unique(folds)]
+    done = ordered_map(task, tasks, workers)
+    selector = done.pop(0) if final else None
+    scores: list[np.ndarray | None] = [None] * len(images)
+    for fold, fold_scores in zip(tasks[int(final) :], done):
+        if fold_scores is not None:
+            for i, score in zip(np.flatnonzero(folds == fold), fold_scores):
+                scores[i] = score
+    return selector, scores
 
 
 def _chosen_index(sensitivity: np.ndarray, reached: np.ndarray) -> int:

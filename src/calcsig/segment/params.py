@@ -59,7 +59,7 @@ OPERATING_POINT_KEYS = (
     "match_iou",
 )
 # the `train_selector` rule: the selector and its operating point
-TRAINING_KEYS = tuple(dict.fromkeys(SELECTOR_KEYS + OPERATING_POINT_KEYS))
+TRAINING_KEYS = tuple(dict.fromkeys(SELECTOR_KEYS + OPERATING_POINT_KEYS + ("selector_max_training_images",)))
 # evaluation against truth and its figures
 EVALUATION_KEYS = (
     "match_distance_mm",

@@ -17,6 +17,7 @@ per outer fold and one on train+dev), each with its operating point
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +28,14 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from calcsig.errors import CalcsigError, ConfigError
+from calcsig.parallel import ordered_map
 from calcsig.paths import atomic_path
 from calcsig.segment.candidates import FEATURE_NAMES, detect_candidates
 from calcsig.segment.evaluate import candidate_pairs
-from calcsig.segment.operating_point import choose_operating_point, out_of_fold_scores, subject_folds
+from calcsig.segment.operating_point import choose_operating_point, fit_with_out_of_fold_scores, subject_folds
 from calcsig.segment.params import (
     CANDIDATE_KEYS,
     OPERATING_POINT_KEYS,
@@ -95,7 +98,10 @@ class CandidateSelector(ClassifierMixin, BaseEstimator):
             early_stopping=False,
             random_state=self.random_state,
         )
-        self.model_.fit(X, y)
+        # one OpenMP thread: the booster's parallel sums would otherwise differ in the last bits
+        # with the cores of the machine, and with them the selector and the masks
+        with threadpool_limits(1, user_api="openmp"):
+            self.model_.fit(X, y)
         self.classes_ = self.model_.classes_
         self.feature_names_ = FEATURE_NAMES
         self.n_positive_ = int((y == 1).sum())
@@ -338,12 +344,14 @@ def load_training_image(
     )
 
 
-def load_training_images(images, kinds, segment_dir, params: dict) -> list:
+def load_training_images(images, kinds, segment_dir, params: dict, workers: int = 1) -> list:
     """`load_training_image` for each row of `images` (images.tsv rows) with its `truth_kinds` row, reading
-    each image's stored candidates from `segment_dir` ({image_id}.npz / .tsv)."""
+    each image's stored candidates from `segment_dir` ({image_id}.npz / .tsv); workers : processes
+    reading them (the result does not depend on it)."""
     segment_dir = Path(segment_dir)
-    return [
-        load_training_image(
+
+    def load(i):
+        return load_training_image(
             segment_dir / f"{images.at[i, 'image_id']}.npz",
             segment_dir / f"{images.at[i, 'image_id']}.tsv",
             images.at[i, "image_id"],
@@ -353,8 +361,8 @@ def load_training_images(images, kinds, segment_dir, params: dict) -> list:
             bool(kinds.at[i, "normal"]),
             params,
         )
-        for i in images.index
-    ]
+
+    return ordered_map(load, images.index, workers)
 
 
 def fit_selector(images: list[TrainingImage], params: dict | None = None) -> CandidateSelector:
@@ -371,18 +379,24 @@ def fit_selector(images: list[TrainingImage], params: dict | None = None) -> Can
     return build_selector(params).fit(X, y)
 
 
-def train_with_operating_point(images: list[TrainingImage], params: dict | None = None, seed: int = 0):
+def train_with_operating_point(
+    images: list[TrainingImage], params: dict | None = None, seed: int = 0, workers: int = 1
+):
     """The selector fitted on all `images` and its operating point (see `calcsig.segment.operating_point`).
 
     With `selector_threshold` set, that fixed value is the operating point; otherwise
     it is chosen on out-of-fold scores over `selector_cv_folds` subject-grouped folds.
+    workers : processes fitting the final selector and the folds' selectors side by side.
     Returns (selector, operating point dict).
     """
     p = segment_params(params, TRAINING_KEYS)
     selector_params = {k: p[k] for k in SELECTOR_KEYS}
-    selector = fit_selector(images, selector_params)
+
+    def fit(part):
+        return fit_selector(part, selector_params)
+
     if p["selector_threshold"] is not None:
-        return selector, {
+        return fit(images), {
             "threshold": float(p["selector_threshold"]),
             "rule": "fixed by segment.selector_threshold",
             "chosen_on": "configuration",
@@ -390,7 +404,7 @@ def train_with_operating_point(images: list[TrainingImage], params: dict | None 
     folds = subject_folds(
         [im.subject_id for im in images], [im.has_positive for im in images], p["selector_cv_folds"], seed
     )
-    scores = out_of_fold_scores(images, folds, lambda part: fit_selector(part, selector_params))
+    selector, scores = fit_with_out_of_fold_scores(images, folds, fit, workers)
     chosen = choose_operating_point(images, scores, {k: p[k] for k in OPERATING_POINT_KEYS})
     chosen["n_folds"] = int(len(np.unique(folds)))
     return selector, chosen
@@ -462,6 +476,7 @@ def train_selector_for_scope(
     scope: str = "train",
     inserted: dict | None = None,
     segmented=None,
+    workers: int = 1,
 ) -> dict:
     """Train the selector of `scope` (see `training_image_ids`) on the stored candidates of its
     images that carry truth, choose its operating point, and write both.
@@ -473,8 +488,10 @@ def train_selector_for_scope(
     inserted lesions (`calcsig.segment.inserted.insert_lesions_file`); those of the
     scope's images are trained on too when `selector_inserted_lesions` is on.
     out_operating_point (JSON): `threshold`, `rule`, the target, `chosen_on`, `reached`,
-    `out_of_fold`, `n_images`, `n_inserted_images`, `n_subjects`, `scope`.
+    `out_of_fold`, `n_images` (those trained on: at most `selector_max_training_images`, see
+    `bounded_training_sample`), `n_images_with_truth`, `n_inserted_images`, `n_subjects`, `scope`.
     segmented : the images that have stored candidates (all when None; the quality gate may skip some).
+    workers : processes loading the images and fitting the selectors (the outputs do not depend on it).
     Raises CalcsigError naming the scope when no image carries truth.
     """
     images = read_table(images_tsv, "images")
@@ -484,23 +501,26 @@ def train_selector_for_scope(
         wanted &= set(segmented)
     images = images[images["has_pixels"].astype(bool) & images["image_id"].astype(str).isin(wanted)]
     kinds = truth_kinds(images, rois)
-    used = kinds.index[kinds["truth_path"].notna() | kinds["circles"].notna() | kinds["normal"]]
+    with_truth = kinds.index[kinds["truth_path"].notna() | kinds["circles"].notna() | kinds["normal"]]
+    p = segment_params(params, ("selector_random_state", "selector_inserted_lesions", "selector_max_training_images"))
+    seed = p["selector_random_state"] or 0
+    used = bounded_training_sample(images.loc[with_truth, "subject_id"], p["selector_max_training_images"], seed)
     if used.empty:
         raise CalcsigError(
             f"{images_tsv}: no image of selector scope {scope} carries calcification truth (truth_mask_path, "
             "calcification circles or normal films), so the candidate selector cannot be trained; "
             "set segment.use_selector: false for plain HDoG output"
         )
-    training = load_training_images(images.loc[used], kinds.loc[used], segment_dir, params)
+    training = load_training_images(images.loc[used], kinds.loc[used], segment_dir, params, workers)
     real = len(training)
-    p = segment_params(params, ("selector_random_state", "selector_inserted_lesions"))
     if inserted and p["selector_inserted_lesions"]:
-        training += _inserted_training_images(inserted, images, params)
-    selector, chosen = train_with_operating_point(training, params, p["selector_random_state"] or 0)
+        training += _inserted_training_images(inserted, images.loc[used], params)
+    selector, chosen = train_with_operating_point(training, params, seed, workers)
     chosen.setdefault("chosen_on", _scope_scores(scope))
     chosen.update(
         scope=scope,
         n_images=real,
+        n_images_with_truth=len(with_truth),
         n_inserted_images=len(training) - real,
         n_subjects=len({im.subject_id for im in training}),
         n_positive_candidates=selector.n_positive_,
@@ -511,6 +531,23 @@ def train_selector_for_scope(
     with atomic_path(out_operating_point) as tmp:
         Path(tmp).write_text(json.dumps(chosen, indent=2, sort_keys=True) + "\n")
     return chosen
+
+
+def bounded_training_sample(subject_of: pd.Series, max_images: int, seed: int) -> pd.Index:
+    """The index labels of at most `max_images` images of `subject_of` (index -> subject), whole
+    subjects taken in an order fixed by a hash of (seed, subject) until the next would pass the
+    bound; all of them, in their order, when they fit. A subject with more images than the bound
+    alone is skipped, so the sample is never empty unless every subject is."""
+    if len(subject_of) <= max_images:
+        return subject_of.index
+    sizes = subject_of.astype(str).value_counts()
+    order = sorted(sizes.index, key=lambda s: hashlib.sha256(f"{seed}:{s}".encode()).hexdigest())
+    chosen, total = set(), 0
+    for subject in order:
+        if total + sizes[subject] <= max_images:
+            chosen.add(subject)
+            total += sizes[subject]
+    return subject_of.index[subject_of.astype(str).isin(chosen)]
 
 
 def _inserted_training_images(inserted: dict, images: pd.DataFrame, params) -> list[TrainingImage]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..parallel import ordered_map
 from ..paths import atomic_path
 from .cohort import Subject, draw_cohort
 from .duplicates import near_duplicate, shift_box, shift_padded
@@ -62,37 +63,46 @@ class _CorpusWriter:
         self.rois: list[dict] = []
 
     def add(self, record: _ImageRecord, pixels: np.ndarray, labels: np.ndarray, rois) -> None:
+        self.append(self.write(record, pixels, labels, rois))
+
+    def append(self, rows: tuple[dict, list[dict]]) -> None:
+        """Add the table rows `write` returned."""
+        image_row, roi_rows = rows
+        self.images.append(image_row)
+        self.rois.extend(roi_rows)
+
+    def write(self, record: _ImageRecord, pixels: np.ndarray, labels: np.ndarray, rois) -> tuple[dict, list[dict]]:
+        """Write the image and truth PNGs; return (its images.tsv row, its rois.tsv rows)."""
         s, subject = self.settings, record.subject
         image_path = self.image_dir / f"{record.image_id}.png"
         truth_path = self.truth_dir / f"{record.image_id}.png"
         data = write_png16(image_path, pixels, s.pixel_spacing_mm, s.bits)
         write_png16(truth_path, labels, s.pixel_spacing_mm, 16)
-        self.images.append(
-            {
-                "image_id": record.image_id,
-                "subject_id": record.subject_id,
-                "path": str(image_path),
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "has_pixels": True,
-                "laterality": subject.laterality,
-                "view": record.view,
-                "pixel_spacing_mm": s.pixel_spacing_mm,
-                "bits": s.bits,
-                "height": int(pixels.shape[0]),
-                "width": int(pixels.shape[1]),
-                "site": subject.site.name,
-                "age": subject.age,
-                "density": subject.density,
-                "race_ethnicity": subject.race_ethnicity,
-                "source": SOURCE,
-                "subset": record.subset,
-                "truth_mask_path": str(truth_path),
-            }
-        )
+        image_row = {
+            "image_id": record.image_id,
+            "subject_id": record.subject_id,
+            "path": str(image_path),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "has_pixels": True,
+            "laterality": subject.laterality,
+            "view": record.view,
+            "pixel_spacing_mm": s.pixel_spacing_mm,
+            "bits": s.bits,
+            "height": int(pixels.shape[0]),
+            "width": int(pixels.shape[1]),
+            "site": subject.site.name,
+            "age": subject.age,
+            "density": subject.density,
+            "race_ethnicity": subject.race_ethnicity,
+            "source": SOURCE,
+            "subset": record.subset,
+            "truth_mask_path": str(truth_path),
+        }
+        roi_rows = []
         for roi in rois:
             cluster = subject.clusters[roi.cluster_index]
             x0, y0, x1, y1 = roi.box_xyxy
-            self.rois.append(
+            roi_rows.append(
                 {
                     "roi_id": f"{record.image_id}_c{roi.cluster_index + 1}",
                     "image_id": record.image_id,
@@ -109,6 +119,7 @@ class _CorpusWriter:
                     "source": SOURCE,
                 }
             )
+        return image_row, roi_rows
 
 
 def _subject_ids(n_total: int, rng: np.random.Generator) -> list[str]:
@@ -120,12 +131,13 @@ def _image_id(subject_id: str, exam: int, laterality: str, view: str) -> str:
     return f"{subject_id}_e{exam}_{laterality}{view}"
 
 
-def generate_corpus(settings: CorpusSettings, out_dir: str | Path) -> dict:
+def generate_corpus(settings: CorpusSettings, out_dir: str | Path, workers: int = 1) -> dict:
     """Generate the whole corpus under out_dir/synthetic and return its tables and what was planted.
 
     Returns {"images", "rois", "subjects": DataFrame (sorted by ID), "planted": dict}.
     Writes synthetic/images/{image_id}.png (16-bit, `bits` significant),
     synthetic/truth/{image_id}.png (uint16 labels) and synthetic/planted.json.
+    workers : processes rendering the views (the outputs do not depend on it).
     """
     out_dir = Path(out_dir)
     rng = np.random.default_rng([settings.seed, 2])  # bookkeeping draws: IDs, which images are copied
@@ -152,14 +164,21 @@ def generate_corpus(settings: CorpusSettings, out_dir: str | Path) -> dict:
     kept: dict[int, View] = {}
 
     writer = _CorpusWriter(settings, out_dir)
-    for position, record in enumerate(main):
-        view = render_view(record.subject, record.view, 1, settings)
-        writer.add(record, view.pixels, view.labels, view.rois)
-        if position in originals:
+    kept_positions = set(originals)
+
+    def render_and_write(task):
+        # each view has its own random stream, so the views can be rendered in any order
+        position, record, exam = task
+        view = render_view(record.subject, record.view, exam, settings)
+        rows = writer.write(record, view.pixels, view.labels, view.rois)
+        return rows, (view if exam == 1 and position in kept_positions else None)
+
+    tasks = [(position, record, 1) for position, record in enumerate(main)]
+    tasks += [(None, record, 2) for record in enrichment]
+    for (position, _, _), (rows, view) in zip(tasks, ordered_map(render_and_write, tasks, workers)):
+        writer.append(rows)
+        if view is not None:
             kept[position] = view
-    for record in enrichment:
-        view = render_view(record.subject, record.view, 2, settings)
-        writer.add(record, view.pixels, view.labels, view.rois)
 
     planted = {
         "enrichment_subjects": sorted(subject_id[i] for i in enriched),
