@@ -11,16 +11,21 @@ Three measurements, written to BENCHMARKS.md under "## Scaling":
    gives the jobs per rule, with the default batches and with the cluster
    batches README suggests; local rules excluded.
 3. On paper: 10,000 full-field films (3328 x 2560 px at 0.07 mm) on a 512-core
-   cluster, from the measured per-rule costs (``workflow/resources.yaml``, in
-   seconds per megapixel of work) and a per-job overhead (``--job-overhead-s``,
-   measured on the test cluster).
+   cluster of 32-core nodes, from the measured per-rule costs (``workflow/resources.yaml``,
+   in seconds per megapixel of work), a per-job overhead (``--job-overhead-s``,
+   measured on the test cluster). A rule that sees the whole corpus in one job takes
+   a fixed time (its job on the tests' tiny config, run here too) plus a part that
+   grows with the corpus; for the threaded ones that part's parallel share comes from
+   the two runs of 1. (p = 2 (1 - t2 / t1), their times with 1 and 2 threads less the
+   fixed time), and Amdahl's law gives its time on a node's cores.
 
-    python benchmarks/scale.py [--cores] [--job-overhead-s 12]
+    python benchmarks/scale.py [--job-overhead-s 12] [--node-cores 32]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
@@ -32,6 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -45,16 +51,34 @@ BATCHES = {
     "default batches (16 images, 32 ROIs)": {"images_per_job": 16, "rois_per_job": 32},
     "cluster batches (64 images, 128 ROIs)": {"images_per_job": 64, "rois_per_job": 128},
 }
-# whole-corpus rules that read images (or their candidates): their work grows with megapixels
-IMAGE_RULES = (
-    "corpus",
-    "check_corpus",
-    "partition",
-    "audit",
-    "train_selector",
-    "evaluate_segmentation",
-    "lesion_insertion",
-)
+# whole-corpus rules that spread their images over the job's threads (WHOLE_CORPUS_THREADS)
+THREADED_RULES = ("corpus", "partition", "train_selector", "evaluate_segmentation", "lesion_insertion")
+# the default run has no normal films: lesion insertion's share is taken as the segmentation evaluation's
+# (the same work: read each film's candidates, match them with truth)
+SAME_SHARE_AS = {"lesion_insertion": "evaluate_segmentation"}
+# a single-job rule's benchmark file under results/benchmarks
+SINGLE_JOB_BENCHMARKS = {
+    "corpus": "corpus.tsv",
+    "check_corpus": "check_corpus.tsv",
+    "partition": "partition.tsv",
+    "audit": "audit.tsv",
+    "train_selector": "segment/train_selector/train.tsv",
+    "evaluate_segmentation": "segment/evaluate_segmentation.tsv",
+    "cohort": "cohort.tsv",
+    "check_cohort": "check_cohort.tsv",
+    "gather_features": "features/gather_features.tsv",
+    "gather_predictions": "model/gather_predictions.tsv",
+    "evaluate_models": "model/evaluate_models.tsv",
+    "report": "report.tsv",
+}
+TINY = REPO / "tests" / "data" / "tiny.yaml"
+TRAIN_FRACTION = 0.6  # the default partition's train split, where the selector's images come from
+# one-job rules whose work (the part spread over threads, for a threaded rule) grows with megapixels: they
+# read images or their candidates; the others read tables, and their work grows with the number of images
+IMAGE_RULES = ("corpus", "partition", "train_selector", "evaluate_segmentation", "lesion_insertion")
+# threaded rules whose single-threaded remainder reads tables (corpus: validating and writing them;
+# partition: the balance search over subjects), so that it grows with the number of images
+SERIAL_PART_GROWS_WITH_IMAGES = ("corpus", "partition")
 
 
 def deploy(workdir: Path, overrides: dict) -> Path:
@@ -73,11 +97,53 @@ def snakemake(workdir: Path, *args: str, configfiles=("bench.yaml",), env: dict 
     return result.stdout + result.stderr
 
 
-def timed_default_run(root: Path, cores: int) -> float:
-    workdir = deploy(root / f"cores{cores}", {})
+def timed_run(root: Path, cores: int, tiny: bool = False) -> tuple[float, dict[str, float], int]:
+    """The default run (or the tests' tiny config) from scratch: (wall seconds, single-job rule ->
+    its job's wall seconds, images the selector trained on)."""
+    workdir = root / f"{'tiny' if tiny else 'default'}-cores{cores}"
+    deploy(workdir, {})
+    if tiny:
+        shutil.copy(TINY, workdir / "bench.yaml")
     start = time.perf_counter()
     snakemake(workdir, "--cores", str(cores))
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    jobs = {
+        rule: float(pd.read_csv(workdir / "results" / "benchmarks" / name, sep="\t")["s"].iloc[-1])
+        for rule, name in SINGLE_JOB_BENCHMARKS.items()
+        if (workdir / "results" / "benchmarks" / name).exists()
+    }
+    selector = json.loads((workdir / "results" / "segment" / "selector" / "train.json").read_text())
+    return wall, jobs, int(selector["n_images"])
+
+
+def default_workdir(root: Path, cores: int) -> Path:
+    return root / f"default-cores{cores}"
+
+
+# each threaded rule's target, downstream first: forcing one job never makes an earlier-measured one stale
+ISOLATED_TARGETS = {
+    "evaluate_segmentation": "results/metrics/segmentation.json",
+    "train_selector": "results/segment/selector/train.json",
+    "partition": "results/splits/assignment.tsv",
+    "corpus": "results/corpus/images.tsv",
+}
+
+
+def isolated_times(workdir: Path) -> dict[int, dict[str, float]]:
+    """threads -> threaded rule -> wall seconds of its job run again alone in a finished default run
+    (in the full runs some of them share the cores with per-item jobs)."""
+    times: dict[int, dict[str, float]] = {1: {}, 2: {}}
+    for rule, target in ISOLATED_TARGETS.items():
+        for threads in (1, 2):
+            snakemake(workdir, "--cores", str(threads), "--force", target)
+            name = SINGLE_JOB_BENCHMARKS[rule]
+            times[threads][rule] = float(pd.read_csv(workdir / "results" / "benchmarks" / name, sep="\t")["s"].iloc[-1])
+    return times
+
+
+def parallel_share(one_thread_s: float, two_threads_s: float) -> float:
+    """Amdahl's parallel fraction p of a job from its times with 1 and 2 threads: t2 = t1 (1 - p + p / 2)."""
+    return float(min(1.0, max(0.0, 2.0 * (1.0 - two_threads_s / one_thread_s))))
 
 
 def local_rules() -> set[str]:
@@ -121,43 +187,88 @@ def large_corpus_jobs(root: Path) -> tuple[int, int, dict[str, tuple[int, dict[s
     return images, rois, counts
 
 
-def paper_estimate(films: int, cores: int, job_overhead_s: float) -> tuple[float, pd.DataFrame]:
-    """Hours for `films` full-field films on `cores` cores, and the core-seconds behind them per rule.
+def paper_estimate(
+    films: int,
+    cores: int,
+    job_overhead_s: float,
+    node_cores: int,
+    runs: dict,
+    tiny: dict[str, float],
+    isolated: dict[int, dict[str, float]],
+) -> tuple[float, pd.DataFrame]:
+    """Hours for `films` full-field films on `cores` cores, and the cost behind them per rule.
 
-    Rules that read images (per-item batches, ingest, hashing, the selector's
-    training and the segmentation evaluation) scale with megapixels; rules over
-    ROI tables (features gathering, cohort, model fits, evaluation, report) with
-    the number of ROIs, at the default run's ROIs per film. Per-item batches (16
-    films, 32 ROIs) and the model fits spread over all cores, each job paying the
-    per-job overhead; the other rules run as one job each, one after the other.
-    Lesion insertion is counted on every film (an upper bound: it runs on normal
-    films only).
+    Per-item batches (16 films, 32 ROIs) and the model fits spread over all cores,
+    each job paying the per-job overhead; their work scales with megapixels (model
+    fits: with the number of images, hence ROIs). Every other rule runs as one job,
+    one after the other. Such a job's time is a fixed part, its time on the tests'
+    tiny config (start-up, figures), plus the rest, which grows with the corpus:
+    with megapixels for the rules that read images or their candidates
+    (`IMAGE_RULES`; for the selector's training, the films it trains on: at most
+    segment.selector_max_training_images of the train split), with the number of
+    images for the rules that read tables. A threaded rule (`THREADED_RULES`) runs
+    the growing part's parallel share, measured with 1 and 2 threads on its job run
+    alone (`isolated_times`), on `node_cores` cores (Amdahl's law); the rest on one
+    core, growing with the number of images where it reads tables
+    (`SERIAL_PART_GROWS_WITH_IMAGES`).
+    Lesion insertion, not in the default run, is counted from workflow/resources.yaml
+    on every film (an upper bound: it runs on normal films only).
+    runs : cores -> `timed_run` of the default run; tiny : `timed_run` of the tiny config's jobs.
     """
     measured = yaml.safe_load((REPO / "workflow" / "resources.yaml").read_text())
     corpus = measured["corpus"]
+    mp_per_image = corpus["megapixels"] / corpus["images_with_pixels"]
     mp_ratio = films * FULL_FIELD_MEGAPIXELS / corpus["megapixels"]
-    roi_ratio = films / corpus["images_with_pixels"]
+    image_ratio = films / corpus["images_with_pixels"]
+    (_, one, trained_on) = runs[1]
+    one = {**one, **isolated[1]}
+    two = isolated[2]
+    cap = segment_default("selector_max_training_images")
+    selector_ratio = min(TRAIN_FRACTION * films, cap) * FULL_FIELD_MEGAPIXELS / (trained_on * mp_per_image)
     rows = []
     for rule, cost in measured["rules"].items():
-        per_mp = cost["seconds"] / cost["megapixels"]
+        fixed, share, threads = 0.0, 0.0, 1
         if rule in PER_ITEM_RULES:
             batches = math.ceil(films / 16) if rule in ("segment", "insert_lesions") else math.ceil(films * 1.3 / 32)
+            per_mp = cost["seconds"] / cost["megapixels"]
             core_s = per_mp * films * FULL_FIELD_MEGAPIXELS + batches * job_overhead_s
-            kind = "per item, parallel"
-        elif rule in IMAGE_RULES:
-            core_s = cost["seconds"] * mp_ratio + job_overhead_s
-            kind = "whole corpus, serial"
+            wall_s, kind = np.nan, "per item, parallel"
+        elif cost["jobs"] > 1:
+            core_s = cost["jobs"] * (cost["seconds"] * image_ratio + job_overhead_s)
+            wall_s, kind = np.nan, "model fits, parallel"
         else:
-            core_s = cost["jobs"] * (cost["seconds"] * roi_ratio + job_overhead_s)
-            kind = "model fits, parallel" if cost["jobs"] > 1 else "ROI tables, serial"
-        rows.append({"rule": rule, "kind": kind, "core_s": core_s})
+            kind = "whole corpus, one job" if rule in IMAGE_RULES else "tables, one job"
+            ratio = selector_ratio if rule == "train_selector" else mp_ratio if rule in IMAGE_RULES else image_ratio
+            serial_ratio = image_ratio if rule in SERIAL_PART_GROWS_WITH_IMAGES else ratio
+            if rule in one:
+                fixed = min(tiny.get(rule, 0.0), one[rule])
+                growing = one[rule] - fixed
+            else:  # not in the default run (lesion insertion): all of its measured time grows
+                growing = cost["seconds"]
+            if rule in THREADED_RULES:
+                measured_as = SAME_SHARE_AS.get(rule, rule)
+                f = min(tiny.get(measured_as, 0.0), one[measured_as], two[measured_as])
+                share = parallel_share(one[measured_as] - f, two[measured_as] - f)
+                threads = node_cores
+            core_s = fixed + growing * (share * ratio + (1.0 - share) * serial_ratio)
+            wall_s = fixed + growing * (share * ratio / threads + (1.0 - share) * serial_ratio) + job_overhead_s
+        rows.append(
+            {"rule": rule, "kind": kind, "core_s": core_s, "share": share, "threads": threads, "wall_s": wall_s}
+        )
     table = pd.DataFrame(rows).sort_values("core_s", ascending=False)
     parallel = table.loc[table["kind"].str.endswith("parallel"), "core_s"].sum() / cores
-    serial = table.loc[table["kind"].str.endswith("serial"), "core_s"].sum()
+    serial = table["wall_s"].sum()  # the parallel rules' NaN is skipped
     return (parallel + serial) / 3600, table
 
 
-def markdown(cores_s: dict[int, float] | None, large, estimate, job_overhead_s: float) -> str:
+def segment_default(key: str):
+    """The schema default of a segment key (what the estimate assumes)."""
+    from calcsig.segment.params import segment_params
+
+    return segment_params({}, (key,))[key]
+
+
+def markdown(runs: dict[int, tuple], isolated, large, estimate, job_overhead_s: float, node_cores: int) -> str:
     images, rois, counts = large
     hours, table = estimate
     lines = [
@@ -166,16 +277,24 @@ def markdown(cores_s: dict[int, float] | None, large, estimate, job_overhead_s: 
         f"Measured by `benchmarks/scale.py` on {platform.machine()}, Python {platform.python_version()}, "
         f"{os.cpu_count()} cores.",
         "",
+        "The default run from scratch, one after the other on an otherwise idle machine:",
+        "",
+        "| cores | wall time | speed-up |",
+        "|---|---|---|",
+        *(f"| {c} | {run[0] / 60:.1f} min | {runs[1][0] / run[0]:.2f} |" for c, run in sorted(runs.items())),
+        "",
+        "The threaded rules that see the whole corpus in one job, each run again alone in the finished "
+        "default run with 1 and 2 threads:",
+        "",
+        "| rule | 1 thread | 2 threads | parallel share p of the part that grows with the corpus |",
+        "|---|---|---|---|",
+        *(
+            f"| {rule} | {isolated[1][rule]:.1f} s | {isolated[2][rule]:.1f} s | "
+            f"{table.set_index('rule').at[rule, 'share']:.2f} |"
+            for rule in ISOLATED_TARGETS
+        ),
+        "",
     ]
-    if cores_s:
-        lines += [
-            "The default run from scratch, one after the other on an otherwise idle machine:",
-            "",
-            "| cores | wall time | speed-up |",
-            "|---|---|---|",
-            *(f"| {c} | {s / 60:.1f} min | {cores_s[1] / s:.2f} |" for c, s in sorted(cores_s.items())),
-            "",
-        ]
     names = sorted({rule for _, per_rule in counts.values() for rule in per_rule})
     lines += [
         f"Cluster jobs of the SLURM profile for a synthetic corpus of {images} images and {rois} ROIs "
@@ -189,13 +308,19 @@ def markdown(cores_s: dict[int, float] | None, large, estimate, job_overhead_s: 
         ),
         "| **total** | " + " | ".join(f"**{total}**" for total, _ in counts.values()) + " |",
         "",
-        f"On paper: 10,000 full-field films ({FULL_FIELD_MEGAPIXELS:.1f} MP each) on 512 cores, from the measured "
-        f"per-rule seconds per megapixel and {job_overhead_s:.0f} s of overhead per cluster job: "
-        f"**{hours:.1f} h**.",
+        f"On paper: 10,000 full-field films ({FULL_FIELD_MEGAPIXELS:.1f} MP each) on 512 cores "
+        f"({node_cores}-core nodes, `max-threads: {node_cores}` in the profile), from the measured per-rule "
+        f"seconds per megapixel, {job_overhead_s:.0f} s of overhead per cluster job and the parallel shares "
+        f"above: **{hours:.2f} h**.",
         "",
-        "| rule | kind | core-hours |",
-        "|---|---|---|",
-        *(f"| {r.rule} | {r.kind} | {r.core_s / 3600:.2f} |" for r in table.itertuples()),
+        "| rule | kind | core-hours | threads | parallel share | wall time of its job |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {r.rule} | {r.kind} | {r.core_s / 3600:.2f} | {r.threads} | {r.share:.2f} | "
+            + ("spread over the cluster" if np.isnan(r.wall_s) else f"{r.wall_s / 60:.1f} min")
+            + " |"
+            for r in table.itertuples()
+        ),
         "",
     ]
     return "\n".join(lines)
@@ -210,14 +335,19 @@ def write_section(text: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cores", action="store_true", help="also time the default run with 1 and 2 cores")
     parser.add_argument("--job-overhead-s", type=float, default=12.0, help="measured seconds per cluster job")
+    parser.add_argument(
+        "--node-cores", type=int, default=32, help="cores of a cluster node (the profile's max-threads)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="calcsig-scale-") as tmp:
         root = Path(tmp)
-        cores_s = {c: timed_default_run(root, c) for c in (1, 2)} if args.cores else None
+        runs = {c: timed_run(root, c) for c in (1, 2)}
+        isolated = isolated_times(default_workdir(root, 2))
+        tiny = timed_run(root, 1, tiny=True)[1]
         large = large_corpus_jobs(root)
-    text = markdown(cores_s, large, paper_estimate(10_000, 512, args.job_overhead_s), args.job_overhead_s)
+    estimate = paper_estimate(10_000, 512, args.job_overhead_s, args.node_cores, runs, tiny, isolated)
+    text = markdown(runs, isolated, large, estimate, args.job_overhead_s, args.node_cores)
     print(text)
     write_section(text)
 

@@ -71,6 +71,10 @@ def test_image_work_counts_only_images_with_pixels():
     assert work.to_dict() == pytest.approx({"a": 1.0, "b": 8.0})
 
 
+# the rules that see the whole corpus in one job and spread its images over the job's threads
+WHOLE_CORPUS_RULES = {"corpus", "partition", "train_selector", "evaluate_segmentation", "lesion_insertion"}
+
+
 def declared_rules() -> set[str]:
     text = "".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
     return set(re.findall(r"^(?:rule|checkpoint) (\w+):", text, flags=re.M))
@@ -82,5 +86,10 @@ def test_every_rule_has_a_measured_cost_and_asks_for_its_job_size():
     text = "".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
     for rule in declared_rules():
         block = re.search(rf"^(?:rule|checkpoint) {rule}:\n(.*?)(?=^\S|\Z)", text, flags=re.M | re.S).group(1)
-        assert "    threads: 1\n" in block, rule
+        threads = re.search(r"^    threads: (\S+)\n", block, flags=re.M).group(1)
+        script = re.search(r'script:\n\s*"\.\./scripts/([\w.]+)"', block).group(1)
+        # a rule with several threads gives them to its script's worker processes; the others use one
+        uses_workers = "workers=snakemake.threads" in (REPO / "workflow" / "scripts" / script).read_text()
+        assert threads == ("WHOLE_CORPUS_THREADS" if rule in WHOLE_CORPUS_RULES else "1"), rule
+        assert uses_workers == (rule in WHOLE_CORPUS_RULES), rule
         assert f'**job_resources("{rule}")' in block, rule

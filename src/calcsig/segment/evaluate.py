@@ -286,8 +286,9 @@ class ImageEval:
     breast : (H, W) bool; pixel_spacing_mm; truth : (H, W) label image or None;
     circles_px : (k, 3) rows (x, y, radius) px of calcification clusters or None;
     normal : True for a film without any finding; keep : (n,) bool, the operating point
-    (predictions actually output), all True when None; pairs : `candidate_pairs` of pred and
-    truth under the evaluation's matching rule, when already computed (else computed here).
+    (predictions actually output), all True when None. summary : the image's `ImageSummary`
+    when already computed (`summarise_image`; whole-corpus jobs make it in their worker
+    processes), else `evaluate_images` makes it.
     """
 
     image_id: str
@@ -299,7 +300,56 @@ class ImageEval:
     circles_px: np.ndarray | None = None
     normal: bool = False
     keep: np.ndarray | None = None
-    pairs: list | None = None
+    summary: ImageSummary | None = None
+
+    def kept(self) -> np.ndarray:
+        """(n,) bool: the predictions output at the operating point."""
+        return np.ones(len(self.scores), bool) if self.keep is None else np.asarray(self.keep, bool)
+
+
+@dataclass
+class ImageSummary:
+    """What `evaluate_images` needs of one image, without its pixels.
+
+    tp : (n,) bool, prediction matched with a truth object (pixel truth; None without);
+    ious : IoU of the kept matched predictions; n_truth, breast_area_cm2; intersection,
+    total : kept predicted and truth pixels (Dice); centroids_mm : (n, 2) (x, y) mm of
+    the predictions (cluster truth and normal films; None otherwise).
+    """
+
+    tp: np.ndarray | None
+    ious: list
+    n_truth: int
+    breast_area_cm2: float
+    intersection: int
+    total: int
+    centroids_mm: np.ndarray | None
+
+
+def summarise_image(
+    im: ImageEval, distance_mm: float = 0.35, iou_min: float = 0.3, centroids: bool | None = None
+) -> ImageSummary:
+    """The per-image part of `evaluate_images` (matching under `distance_mm` / `iou_min`); the
+    predictions' centroids when `centroids` (None: for an image with cluster truth or a normal film)."""
+    tp, ious, n_truth, intersection, total, centroids_mm = None, [], 0, 0, 0, None
+    keep = im.kept()
+    if im.truth is not None:
+        pairs = candidate_pairs(im.pred, im.truth, im.pixel_spacing_mm, distance_mm, iou_min)
+        matched = greedy_match(im.scores, pairs)
+        tp = matched > 0
+        n_truth = int(im.truth.max()) if im.truth.size else 0
+        kept_pred = np.r_[False, keep][im.pred]
+        iou_of = {(a, b): v for a, b, _, v in pairs}
+        ious = [iou_of[(i + 1, int(b))] for i, b in enumerate(matched) if b and keep[i]]
+        intersection = int((kept_pred & (im.truth > 0)).sum())
+        total = int(kept_pred.sum()) + int((im.truth > 0).sum())
+    if centroids is None:
+        centroids = im.normal or (im.circles_px is not None and len(im.circles_px) > 0)
+    if centroids:
+        _, centroid, _ = object_geometry(im.pred, len(im.scores))
+        centroids_mm = centroid[:, ::-1] * im.pixel_spacing_mm
+    area = float(im.breast.sum()) * im.pixel_spacing_mm**2 / 100.0
+    return ImageSummary(tp, ious, n_truth, area, intersection, total, centroids_mm)
 
 
 def evaluate_images(
@@ -316,25 +366,16 @@ def evaluate_images(
     Returns (metrics dict, FROC or None when no image has pixel truth).
     """
     metrics: dict = {}
-    all_scores, all_tp, ious = [], [], []
-    n_truth, area_cm2, inter, total = 0, 0.0, 0, 0
-    pixel_images = [im for im in images if im.truth is not None]
-    for im in pixel_images:
-        pairs = im.pairs
-        if pairs is None:
-            pairs = candidate_pairs(im.pred, im.truth, im.pixel_spacing_mm, distance_mm, iou_min)
-        matched = greedy_match(im.scores, pairs)
-        all_scores.append(np.asarray(im.scores, dtype=np.float64))
-        all_tp.append(matched > 0)
-        n_truth += int(im.truth.max()) if im.truth.size else 0
-        area_cm2 += float(im.breast.sum()) * im.pixel_spacing_mm**2 / 100.0
-        keep = np.ones(len(im.scores), bool) if im.keep is None else np.asarray(im.keep, bool)
-        lut = np.r_[False, keep]
-        kept_pred = lut[im.pred]
-        iou_of = {(a, b): v for a, b, _, v in pairs}
-        ious.extend(iou_of[(i + 1, int(b))] for i, b in enumerate(matched) if b and keep[i])
-        inter += int((kept_pred & (im.truth > 0)).sum())
-        total += int(kept_pred.sum()) + int((im.truth > 0).sum())
+    summaries = [im.summary or summarise_image(im, distance_mm, iou_min) for im in images]
+    pixel = [(im, sm) for im, sm in zip(images, summaries) if im.truth is not None]
+    pixel_images = [im for im, _ in pixel]
+    all_scores = [np.asarray(im.scores, dtype=np.float64) for im, _ in pixel]
+    all_tp = [sm.tp for _, sm in pixel]
+    ious = [iou for _, sm in pixel for iou in sm.ious]
+    n_truth = sum(sm.n_truth for _, sm in pixel)
+    area_cm2 = sum(sm.breast_area_cm2 for _, sm in pixel)
+    inter = sum(sm.intersection for _, sm in pixel)
+    total = sum(sm.total for _, sm in pixel)
     froc = None
     if pixel_images:
         froc = froc_curve(np.concatenate(all_scores), np.concatenate(all_tp), n_truth, area_cm2)
@@ -357,21 +398,17 @@ def evaluate_images(
     circle_images = [im for im in images if im.circles_px is not None and len(im.circles_px)]
     normal_images = [im for im in images if im.normal]
     if circle_images or normal_images:
+        summary_of = {id(im): sm for im, sm in zip(images, summaries)}
         found, n_circles = 0, 0
         for im in circle_images:
-            keep = np.ones(len(im.scores), bool) if im.keep is None else np.asarray(im.keep, bool)
-            _, centroid, _ = object_geometry(im.pred)
-            pts = centroid[keep][:, ::-1] * im.pixel_spacing_mm
+            pts = summary_of[id(im)].centroids_mm[im.kept()]
             counts = count_inside_circles(pts, np.asarray(im.circles_px, float) * im.pixel_spacing_mm)
             found += int((counts >= cluster_min_objects).sum())
             n_circles += len(counts)
-        false_clusters = []
-        for im in normal_images:
-            keep = np.ones(len(im.scores), bool) if im.keep is None else np.asarray(im.keep, bool)
-            _, centroid, _ = object_geometry(im.pred)
-            false_clusters.append(
-                count_clusters(centroid[keep] * im.pixel_spacing_mm, cluster_min_objects, cluster_diameter_mm)
-            )
+        false_clusters = [
+            count_clusters(summary_of[id(im)].centroids_mm[im.kept()], cluster_min_objects, cluster_diameter_mm)
+            for im in normal_images
+        ]
         metrics.update(
             {
                 "n_annotated_clusters": n_circles,

@@ -11,7 +11,7 @@ import pandas as pd
 from calcsig.parallel import ordered_map
 from calcsig.paths import atomic_path
 from calcsig.segment.candidates import object_geometry, spacing_plan
-from calcsig.segment.evaluate import FROC, ClusterFROC, ImageEval, candidate_pairs, cluster_froc, evaluate_images
+from calcsig.segment.evaluate import FROC, ClusterFROC, ImageEval, cluster_froc, evaluate_images, summarise_image
 from calcsig.segment.figures import FrocPanel, plot_froc_panels, plot_gallery
 from calcsig.segment.params import EVALUATION_KEYS, segment_params
 from calcsig.segment.selector import CandidateSelector, load_selector, read_operating_point, score_candidates
@@ -38,7 +38,7 @@ def _load_eval_image(
     match: tuple[float, float] | None = None,
 ) -> ImageEval:
     """One image's candidates ranked by the selector's score (by DoG response without a selector);
-    match : (distance mm, IoU) of the matching rule, to pair candidates with pixel truth here."""
+    match : (distance mm, IoU) of the matching rule, to summarise the image here (`summarise_image`)."""
     seg = read_segmentation(segment_dir / f"{image_id}.npz")
     table = read_candidates(segment_dir / f"{image_id}.tsv")
     if selector is not None and len(table):
@@ -46,22 +46,20 @@ def _load_eval_image(
     else:
         scores = table["dog_response"].to_numpy(dtype=np.float64)
     keep = scores >= selector_threshold if selector is not None and selector_threshold is not None else None
-    truth = read_truth_labels(truth_path) if truth_path else None
-    pairs = None
-    if truth is not None and match is not None:
-        pairs = candidate_pairs(seg["labels"], truth, seg["pixel_spacing_mm"], *match)
-    return ImageEval(
+    evaluated = ImageEval(
         image_id,
         seg["labels"],
         scores,
         seg["breast"],
         seg["pixel_spacing_mm"],
-        truth=truth,
+        truth=read_truth_labels(truth_path) if truth_path else None,
         circles_px=np.asarray(circles, float) if circles else None,
         normal=normal,
         keep=keep,
-        pairs=pairs,
     )
+    if match is not None:
+        evaluated.summary = summarise_image(evaluated, *match)
+    return evaluated
 
 
 def _cluster_froc(evals: list[ImageEval], p: dict, extra_thresholds=()) -> ClusterFROC | None:
@@ -70,8 +68,11 @@ def _cluster_froc(evals: list[ImageEval], p: dict, extra_thresholds=()) -> Clust
     for im in evals:
         if not (im.normal or (im.circles_px is not None and len(im.circles_px))):
             continue
-        _, centroid, _ = object_geometry(im.pred, len(im.scores))
-        centroids_mm = centroid[:, ::-1] * im.pixel_spacing_mm
+        if im.summary is not None:
+            centroids_mm = im.summary.centroids_mm
+        else:
+            _, centroid, _ = object_geometry(im.pred, len(im.scores))
+            centroids_mm = centroid[:, ::-1] * im.pixel_spacing_mm
         if im.normal:
             normal_images.append((im.scores, centroids_mm))
         else:

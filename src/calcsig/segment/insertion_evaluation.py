@@ -18,7 +18,7 @@ import numpy as np
 from calcsig.parallel import ordered_map
 from calcsig.paths import atomic_path
 from calcsig.segment.candidates import object_geometry
-from calcsig.segment.evaluate import ImageEval, candidate_pairs, count_inside_circles, evaluate_images
+from calcsig.segment.evaluate import ImageEval, count_inside_circles, evaluate_images, summarise_image
 from calcsig.segment.figures import plot_gallery
 from calcsig.segment.inserted import inserted_film
 from calcsig.segment.insertion import InsertedCluster
@@ -52,9 +52,12 @@ def _cluster_sensitivity(evals: list[ImageEval], circles: list[np.ndarray], min_
     for im, circ in zip(evals, circles):
         if not len(circ):
             continue
-        keep = np.ones(len(im.scores), bool) if im.keep is None else np.asarray(im.keep, bool)
-        _, centroid, _ = object_geometry(im.pred, len(im.scores))
-        found += int((count_inside_circles(centroid[keep][:, ::-1] * im.pixel_spacing_mm, circ) >= min_objects).sum())
+        if im.summary is not None and im.summary.centroids_mm is not None:
+            centroids_mm = im.summary.centroids_mm
+        else:
+            _, centroid, _ = object_geometry(im.pred, len(im.scores))
+            centroids_mm = centroid[:, ::-1] * im.pixel_spacing_mm
+        found += int((count_inside_circles(centroids_mm[im.kept()], circ) >= min_objects).sum())
         total += len(circ)
     return found / total if total else None
 
@@ -142,15 +145,16 @@ def _load_film(inserted: dict, selector, threshold, match: tuple[float, float], 
         contrasts = list(stored["cluster_contrast_snr"])
     spacing = seg["pixel_spacing_mm"]
     circles = np.column_stack([centres[:, 1] * spacing, centres[:, 0] * spacing, radii])
-    pairs = candidate_pairs(seg["labels"], truth, spacing, *match)
     dog = table["dog_response"].to_numpy(dtype=np.float64)
-    plain = ImageEval(image_id, seg["labels"], dog, seg["breast"], spacing, truth=truth, pairs=pairs)
+    plain = ImageEval(image_id, seg["labels"], dog, seg["breast"], spacing, truth=truth)
+    plain.summary = summarise_image(plain, *match, centroids=True)
     selected = None
     if selector is not None:
         scores = score_candidates(table, selector)
         selected = ImageEval(
-            image_id, seg["labels"], scores, seg["breast"], spacing, truth=truth, keep=scores >= threshold, pairs=pairs
+            image_id, seg["labels"], scores, seg["breast"], spacing, truth=truth, keep=scores >= threshold
         )
+        selected.summary = summarise_image(selected, *match, centroids=True)
     return plain, selected, circles, noises, contrasts
 
 
