@@ -51,7 +51,7 @@ BATCHES = {
     "default batches (16 images, 32 ROIs)": {"images_per_job": 16, "rois_per_job": 32},
     "cluster batches (64 images, 128 ROIs)": {"images_per_job": 64, "rois_per_job": 128},
 }
-# whole-corpus rules that spread their images over the job's threads (WHOLE_CORPUS_THREADS)
+# whole-corpus rules that spread their images over the job's threads: on a cluster, a node's cores each
 THREADED_RULES = ("corpus", "partition", "train_selector", "evaluate_segmentation", "lesion_insertion")
 # the default run has no normal films: lesion insertion's share is taken as the segmentation evaluation's
 # (the same work: read each film's candidates, match them with truth)
@@ -135,7 +135,7 @@ def isolated_times(workdir: Path) -> dict[int, dict[str, float]]:
     times: dict[int, dict[str, float]] = {1: {}, 2: {}}
     for rule, target in ISOLATED_TARGETS.items():
         for threads in (1, 2):
-            snakemake(workdir, "--cores", str(threads), "--force", target)
+            snakemake(workdir, "--cores", str(threads), "--set-threads", f"{rule}={threads}", "--force", target)
             name = SINGLE_JOB_BENCHMARKS[rule]
             times[threads][rule] = float(pd.read_csv(workdir / "results" / "benchmarks" / name, sep="\t")["s"].iloc[-1])
     return times

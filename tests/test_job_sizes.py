@@ -73,6 +73,14 @@ def test_image_work_counts_only_images_with_pixels():
 
 # the rules that see the whole corpus in one job and spread its images over the job's threads
 WHOLE_CORPUS_RULES = {"corpus", "partition", "train_selector", "evaluate_segmentation", "lesion_insertion"}
+# those of them that nothing else can run beside: they take every core given
+ALONE_IN_THE_DAG = {"corpus", "train_selector"}
+
+
+def test_the_slurm_profile_gives_the_other_whole_corpus_rules_a_nodes_cores():
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    assert profile["max-threads"] == "?NODE_CORES"
+    assert profile["set-threads"] == {rule: "?NODE_CORES" for rule in WHOLE_CORPUS_RULES - ALONE_IN_THE_DAG}
 
 
 def declared_rules() -> set[str]:
@@ -90,6 +98,7 @@ def test_every_rule_has_a_measured_cost_and_asks_for_its_job_size():
         script = re.search(r'script:\n\s*"\.\./scripts/([\w.]+)"', block).group(1)
         # a rule with several threads gives them to its script's worker processes; the others use one
         uses_workers = "workers=snakemake.threads" in (REPO / "workflow" / "scripts" / script).read_text()
-        assert threads == ("WHOLE_CORPUS_THREADS" if rule in WHOLE_CORPUS_RULES else "1"), rule
+        expected = "WHOLE_CORPUS_THREADS" if rule in ALONE_IN_THE_DAG else "2" if rule == "report" else "1"
+        assert threads == expected, rule  # the report draws its page while snakemake --rulegraph runs
         assert uses_workers == (rule in WHOLE_CORPUS_RULES), rule
         assert f'**job_resources("{rule}")' in block, rule

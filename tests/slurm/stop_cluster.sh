@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Stop the daemons start_cluster.sh started, by their pid files, newest first.
-# Leaves the configuration and the accounting database in place, so the next
-# start is quicker. Idempotent.
+# Stop the daemons start_cluster.sh started, by their pid files, newest first,
+# and remove slurm.conf (start_cluster.sh writes it anew): with a slurm.conf and
+# no controller, every `scontrol` waits 9 s for one, and the Snakemake SLURM
+# plugin runs `scontrol show config` whenever snakemake starts, so every later
+# snakemake command (and the report's rule graph) would wait too. Leaves the
+# accounting database in place, so the next start is quicker. Idempotent.
 set -uo pipefail
 
 RUN=/run/slurm
@@ -26,4 +29,5 @@ stop slurmctld "$RUN/slurmctld.pid"
 stop slurmdbd "$RUN/slurmdbd.pid"
 stop mariadb /run/mysqld/mysqld.pid
 stop munged /run/munge/munged.pid
+rm -f /etc/slurm/slurm.conf
 exit 0

@@ -50,7 +50,8 @@ rule partition:
     priority: 100
     conda:
         "../../envs/corpus.yaml"
-    threads: WHOLE_CORPUS_THREADS
+    # one thread beside the per-item jobs of a local run; the slurm profile gives it a node's cores
+    threads: 1
     resources:
         **job_resources("partition"),
     params:

@@ -15,7 +15,8 @@ rule report:
         "results/benchmarks/report.tsv"
     conda:
         "../../envs/report.yaml"
-    threads: 1
+    # the page is drawn while `snakemake --rulegraph` runs beside it
+    threads: 2
     resources:
         **job_resources("report"),
     params:

@@ -2,11 +2,13 @@
 # (workflow/resources.yaml, written by benchmarks/resources.py from the default run)
 # scaled by the work of the job (calcsig.jobsize). Local runs ignore them except
 # as limits that --resources sets. Per-item jobs are single-threaded (threads: 1):
-# parallelism comes from running them side by side. The rules that see the whole
-# corpus in one job (ingest, the partition's image hashing, the selector's training,
-# the segmentation evaluations) spread their images over WHOLE_CORPUS_THREADS worker
-# processes (calcsig.parallel), which Snakemake lowers to --cores on a workstation and
-# to the profile's max-threads on a cluster; their outputs do not depend on it.
+# parallelism comes from running them side by side. The five rules that see the whole
+# corpus in one job spread its images over their threads in worker processes
+# (calcsig.parallel; the outputs do not depend on how many). Ingest and the selector's
+# training, which nothing else can run beside, ask for WHOLE_CORPUS_THREADS, which
+# Snakemake lowers to --cores on a workstation and to the profile's max-threads on a
+# cluster; the partition and the two evaluations run beside per-item jobs, so they take
+# one thread locally and a node's cores from the slurm profile's set-threads.
 
 import yaml
 from snakemake.exceptions import IncompleteCheckpointException

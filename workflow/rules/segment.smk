@@ -117,7 +117,8 @@ rule lesion_insertion:
         "results/benchmarks/segment/lesion_insertion.tsv"
     conda:
         "../../envs/segment.yaml"
-    threads: WHOLE_CORPUS_THREADS
+    # one thread beside the per-item jobs of a local run; the slurm profile gives it a node's cores
+    threads: 1
     resources:
         **job_resources("lesion_insertion"),
     params:
@@ -143,7 +144,8 @@ rule evaluate_segmentation:
         "results/benchmarks/segment/evaluate_segmentation.tsv"
     conda:
         "../../envs/segment.yaml"
-    threads: WHOLE_CORPUS_THREADS
+    # one thread beside the per-item jobs of a local run; the slurm profile gives it a node's cores
+    threads: 1
     resources:
         **job_resources("evaluate_segmentation"),
     params:

@@ -17,7 +17,8 @@ import re
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 
@@ -56,13 +57,16 @@ class RunInfo:
     """What the workflow knows about this run beyond the metric files.
 
     workflow_dir: the folder of the Snakefile (for the git commit); rule_graph: (rules, edges producer->consumer)
-    or None; rule_graph_error: why there is none; benchmark_patterns / log_patterns: per rule, its
-    benchmark file pattern and log file patterns as declared in the rules.
+    or None; rule_graph_error: why there is none; rule_graph_pending: a future of
+    `snakemake_rule_graph` still running (the report is drawn meanwhile), which fills both when the
+    provenance section needs them; benchmark_patterns / log_patterns: per rule, its benchmark file
+    pattern and log file patterns as declared in the rules.
     """
 
     workflow_dir: str | None = None
     rule_graph: tuple[list[str], list[tuple[str, str]]] | None = None
     rule_graph_error: str = "the workflow did not pass its rule graph"
+    rule_graph_pending: Future | None = None
     benchmark_patterns: dict[str, str] = field(default_factory=dict)
     log_patterns: dict[str, list[str]] = field(default_factory=dict)
 
@@ -257,6 +261,9 @@ def provenance_section(config: dict, run: RunInfo) -> Section:
         )
     )
     section.blocks.append(Heading("Rule graph", "provenance-rulegraph"))
+    if run.rule_graph_pending is not None:
+        graph, why_not = run.rule_graph_pending.result()
+        run = replace(run, rule_graph=graph, rule_graph_error=why_not or "", rule_graph_pending=None)
     if run.rule_graph:
         nodes, edges = run.rule_graph
         fig = figures.rule_graph_figure(edges, nodes)
