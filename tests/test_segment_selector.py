@@ -118,3 +118,4 @@ def test_the_training_sample_is_bounded_by_whole_subjects_in_a_seeded_order():
     assert set(bounded_training_sample(subject_of, 9, seed=1)) != set(sample)
     # a subject larger than the bound is skipped rather than split
     assert "big" not in set(subject_of[bounded_training_sample(subject_of, 6, seed=0)])
+    assert bounded_training_sample(subject_of[subject_of == "big"], 6, seed=0).empty

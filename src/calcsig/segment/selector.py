@@ -505,6 +505,11 @@ def train_selector_for_scope(
     p = segment_params(params, ("selector_random_state", "selector_inserted_lesions", "selector_max_training_images"))
     seed = p["selector_random_state"] or 0
     used = bounded_training_sample(images.loc[with_truth, "subject_id"], p["selector_max_training_images"], seed)
+    if used.empty and not with_truth.empty:
+        raise ConfigError(
+            f"segment.selector_max_training_images is {p['selector_max_training_images']}, but every subject of "
+            f"selector scope {scope} has more images with truth than that; raise it"
+        )
     if used.empty:
         raise CalcsigError(
             f"{images_tsv}: no image of selector scope {scope} carries calcification truth (truth_mask_path, "
