@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from calcsig.parallel import job_workers, ordered_map
+from calcsig.parallel import ordered_map
 from calcsig.partition.hashing import image_hashes
 from calcsig.segment.candidates import FEATURE_NAMES
 from calcsig.segment.operating_point import fit_with_out_of_fold_scores, subject_folds
@@ -46,12 +46,6 @@ def test_an_error_in_a_worker_is_raised_here_with_its_message():
 def test_a_closure_needs_no_pickling():
     offset = np.arange(3)
     assert ordered_map(lambda x: (offset + x).tolist(), [0, 10], workers=2) == [[0, 1, 2], [10, 11, 12]]
-
-
-def test_job_workers_follow_the_jobs_threads():
-    assert job_workers(4) == 4
-    assert job_workers(0) == 1
-    assert job_workers() >= 1
 
 
 @pytest.fixture(scope="module")

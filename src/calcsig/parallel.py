@@ -16,7 +16,6 @@ that numerical libraries give the same results whatever the cores.
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
@@ -27,16 +26,6 @@ Result = TypeVar("Result")
 
 # the function and items of the current ordered_map, inherited by the forked workers
 _WORK: tuple[Callable, Sequence] | None = None
-
-
-def job_workers(threads: int | None = None) -> int:
-    """Worker processes for a job: its Snakemake `threads`, else the cores this process may use."""
-    if threads is not None:
-        return max(1, int(threads))
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _run(index: int):
