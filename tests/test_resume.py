@@ -106,8 +106,15 @@ def start(workdir: Path, *arguments: str) -> subprocess.Popen:
 
 
 def changed_since(workdir: Path, pattern: str, before: dict) -> bool:
-    """Whether a file matching `pattern` appeared or was rewritten since `before` (path -> mtime)."""
-    return any(p not in before or p.stat().st_mtime_ns != before[p] for p in workdir.glob(pattern))
+    """Whether a file matching `pattern` appeared, was rewritten or was removed since `before`
+    (path -> mtime): Snakemake removes a job's old outputs when it starts the job again."""
+    for path, mtime in before.items():
+        try:
+            if path.stat().st_mtime_ns != mtime:
+                return True
+        except FileNotFoundError:
+            return True
+    return any(p not in before for p in workdir.glob(pattern))
 
 
 def wait_for(predicate, run: subprocess.Popen, seconds: float = 600) -> None:
