@@ -309,9 +309,9 @@ def markdown(runs: dict[int, tuple], isolated, large, estimate, job_overhead_s: 
         "| **total** | " + " | ".join(f"**{total}**" for total, _ in counts.values()) + " |",
         "",
         f"On paper: 10,000 full-field films ({FULL_FIELD_MEGAPIXELS:.1f} MP each) on 512 cores "
-        f"({node_cores}-core nodes, `max-threads: {node_cores}` in the profile), from the measured per-rule "
-        f"seconds per megapixel, {job_overhead_s:.0f} s of overhead per cluster job and the parallel shares "
-        f"above: **{hours:.2f} h**.",
+        f"({node_cores}-core nodes, `CALCSIG_NODE_CORES={node_cores}` for the slurm profile), "
+        f"from the measured per-rule seconds per megapixel, {job_overhead_s:.0f} s of overhead per cluster job "
+        f"and the parallel shares above: **{hours:.2f} h**.",
         "",
         "| rule | kind | core-hours | threads | parallel share | wall time of its job |",
         "|---|---|---|---|---|---|",
