@@ -346,10 +346,17 @@ def summarise_image(
     if centroids is None:
         centroids = im.normal or (im.circles_px is not None and len(im.circles_px) > 0)
     if centroids:
-        _, centroid, _ = object_geometry(im.pred, len(im.scores))
-        centroids_mm = centroid[:, ::-1] * im.pixel_spacing_mm
+        centroids_mm = prediction_centroids_mm(im)
     area = float(im.breast.sum()) * im.pixel_spacing_mm**2 / 100.0
     return ImageSummary(tp, ious, n_truth, area, intersection, total, centroids_mm)
+
+
+def prediction_centroids_mm(im: ImageEval) -> np.ndarray:
+    """(n, 2) (x, y) mm centroids of the predictions, in label order: the summary's when it holds them."""
+    if im.summary is not None and im.summary.centroids_mm is not None:
+        return im.summary.centroids_mm
+    _, centroid, _ = object_geometry(im.pred, len(im.scores))
+    return centroid[:, ::-1] * im.pixel_spacing_mm
 
 
 def evaluate_images(
@@ -379,9 +386,7 @@ def evaluate_images(
     froc = None
     if pixel_images:
         froc = froc_curve(np.concatenate(all_scores), np.concatenate(all_tp), n_truth, area_cm2)
-        kept = np.concatenate(
-            [np.ones(len(im.scores), bool) if im.keep is None else np.asarray(im.keep, bool) for im in pixel_images]
-        )
+        kept = np.concatenate([im.kept() for im in pixel_images])
         tp = np.concatenate(all_tp)
         metrics.update(
             {

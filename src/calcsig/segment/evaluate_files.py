@@ -11,7 +11,15 @@ import pandas as pd
 from calcsig.parallel import ordered_map
 from calcsig.paths import atomic_path
 from calcsig.segment.candidates import object_geometry, spacing_plan
-from calcsig.segment.evaluate import FROC, ClusterFROC, ImageEval, cluster_froc, evaluate_images, summarise_image
+from calcsig.segment.evaluate import (
+    FROC,
+    ClusterFROC,
+    ImageEval,
+    cluster_froc,
+    evaluate_images,
+    prediction_centroids_mm,
+    summarise_image,
+)
 from calcsig.segment.figures import FrocPanel, plot_froc_panels, plot_gallery
 from calcsig.segment.params import EVALUATION_KEYS, segment_params
 from calcsig.segment.selector import CandidateSelector, load_selector, read_operating_point, score_candidates
@@ -68,11 +76,7 @@ def _cluster_froc(evals: list[ImageEval], p: dict, extra_thresholds=()) -> Clust
     for im in evals:
         if not (im.normal or (im.circles_px is not None and len(im.circles_px))):
             continue
-        if im.summary is not None:
-            centroids_mm = im.summary.centroids_mm
-        else:
-            _, centroid, _ = object_geometry(im.pred, len(im.scores))
-            centroids_mm = centroid[:, ::-1] * im.pixel_spacing_mm
+        centroids_mm = prediction_centroids_mm(im)
         if im.normal:
             normal_images.append((im.scores, centroids_mm))
         else:

@@ -17,8 +17,13 @@ import numpy as np
 
 from calcsig.parallel import ordered_map
 from calcsig.paths import atomic_path
-from calcsig.segment.candidates import object_geometry
-from calcsig.segment.evaluate import ImageEval, count_inside_circles, evaluate_images, summarise_image
+from calcsig.segment.evaluate import (
+    ImageEval,
+    count_inside_circles,
+    evaluate_images,
+    prediction_centroids_mm,
+    summarise_image,
+)
 from calcsig.segment.figures import plot_gallery
 from calcsig.segment.inserted import inserted_film
 from calcsig.segment.insertion import InsertedCluster
@@ -52,12 +57,7 @@ def _cluster_sensitivity(evals: list[ImageEval], circles: list[np.ndarray], min_
     for im, circ in zip(evals, circles):
         if not len(circ):
             continue
-        if im.summary is not None and im.summary.centroids_mm is not None:
-            centroids_mm = im.summary.centroids_mm
-        else:
-            _, centroid, _ = object_geometry(im.pred, len(im.scores))
-            centroids_mm = centroid[:, ::-1] * im.pixel_spacing_mm
-        found += int((count_inside_circles(centroids_mm[im.kept()], circ) >= min_objects).sum())
+        found += int((count_inside_circles(prediction_centroids_mm(im)[im.kept()], circ) >= min_objects).sum())
         total += len(circ)
     return found / total if total else None
 

@@ -43,15 +43,9 @@ class WorstCase:
     title: str
 
 
-def kept_detections(im: ImageEval) -> np.ndarray:
-    """(n,) bool: the detections output at the operating point (all of them without one)."""
-    n = len(im.scores)
-    return np.ones(n, bool) if im.keep is None else np.asarray(im.keep, bool)
-
-
 def kept_label_mask(im: ImageEval) -> np.ndarray:
     """(H, W) bool: pixels of kept detections."""
-    return np.r_[False, kept_detections(im)][im.pred]
+    return np.r_[False, im.kept()][im.pred]
 
 
 def detection_centroids_xy(im: ImageEval) -> np.ndarray:
@@ -86,7 +80,7 @@ def missed_truth_centres(im: ImageEval) -> np.ndarray:
         return centroid_yx[present & ~hit[1:]]
     if im.circles_px is not None and len(im.circles_px):
         circles = np.asarray(im.circles_px, dtype=np.float64).reshape(-1, 3)
-        kept_xy = detection_centroids_xy(im)[kept_detections(im)]
+        kept_xy = detection_centroids_xy(im)[im.kept()]
         return circles[count_inside_circles(kept_xy, circles) == 0][:, [1, 0]]
     return np.zeros((0, 2))
 
@@ -98,7 +92,7 @@ def false_detection_centres(im: ImageEval) -> np.ndarray:
     outside every circle. Normal film: every kept detection. An image without any
     kind of truth has none (nothing is known to be false there).
     """
-    kept = kept_detections(im)
+    kept = im.kept()
     if im.truth is not None:
         on_truth = np.zeros(len(kept) + 1, bool)
         on_truth[np.unique(im.pred[im.truth > 0])] = True
