@@ -180,7 +180,8 @@ def test_lesion_insertion_evaluates_the_held_out_normal_films_and_repeats_exactl
     assert (tmp_path / "a.png").stat().st_size > 0
     # the same seed gives the same bytes; another seed other lesions
     again = insert_all(tmp_path, tables, params, 11, "again")
-    evaluate_lesion_insertion(*tables, again, params, 11, tmp_path / "b.json", None, **kwargs)
+    # the same bytes again, and from two worker processes
+    evaluate_lesion_insertion(*tables, again, params, 11, tmp_path / "b.json", None, **kwargs, workers=2)
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
     assert inserted["f1"][1].read_bytes() == again["f1"][1].read_bytes()
     other = insert_all(tmp_path, tables, params, 12, "other")
