@@ -352,3 +352,5 @@ def test_the_segmentation_stage_reads_the_manifests_truth_from_images_tsv(truth_
     kinds = truth_kinds(images, rois).set_axis(images["image_id"])
     assert kinds["truth_path"].notna().to_dict() == {"a": True, "b": True, "c": False, "e": True, "f": True}
     assert read_truth_labels(kinds.loc["b", "truth_path"]).max() == 3
+    # an image without a mask among images with one has no path at all (not NaN, which reads as a path)
+    assert kinds.loc["c", "truth_path"] is None and kinds.loc["c"]["truth_path"] is None

@@ -1,17 +1,21 @@
 """Segmentation evaluation: matching rule, FROC, cluster-level metrics on hand-made cases."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from calcsig.segment.evaluate import (
     ImageEval,
     candidate_pairs,
+    cluster_froc,
     count_clusters,
     count_inside_circles,
     dice,
     evaluate_images,
     froc_curve,
     greedy_match,
+    summarise_image,
 )
 
 
@@ -116,3 +120,37 @@ def test_evaluate_images_cluster_truth():
     abnormal.keep = keep
     metrics, _ = evaluate_images([abnormal], cluster_min_objects=3)
     assert metrics["cluster_sensitivity"] == 0.0
+
+
+def test_summarised_images_without_pixels_give_the_same_metrics():
+    pred, truth = matching_case()
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    pixel = ImageEval("a", pred, scores, np.ones(pred.shape, bool), 0.1, truth=truth, keep=scores > 0.55)
+    normal = ImageEval("n", pred, scores, np.ones(pred.shape, bool), 0.1, normal=True)
+    circled = ImageEval("c", pred, scores, np.ones(pred.shape, bool), 0.1, circles_px=np.array([[5.0, 5.0, 8.0]]))
+    full = [pixel, normal, circled]
+    light = []
+    for im in full:
+        summarised = replace(im, summary=summarise_image(im))
+        light.append(summarised.without_pixels())
+    assert all(im.pred is None and im.truth is None and im.breast is None for im in light)
+    metrics, froc = evaluate_images(full, cluster_min_objects=2)
+    light_metrics, light_froc = evaluate_images(light, cluster_min_objects=2)
+    assert light_metrics == metrics and light_froc.corners() == froc.corners()
+
+
+def test_dropping_pixels_before_summarising_is_refused():
+    pred, truth = matching_case()
+    im = ImageEval("a", pred, np.ones(5), np.ones(pred.shape, bool), 0.1, truth=truth)
+    with pytest.raises(ValueError, match="a: summarise the image"):
+        im.without_pixels()
+
+
+def test_cluster_froc_counts_the_same_with_several_workers():
+    rng = np.random.default_rng(3)
+    normal_images = [(rng.uniform(0, 1, 40), rng.uniform(0, 30, (40, 2))) for _ in range(5)]
+    circle_images = [(rng.uniform(0, 1, 20), rng.uniform(0, 30, (20, 2)), np.array([[15.0, 15.0, 6.0]]))]
+    one = cluster_froc(circle_images, normal_images, workers=1)
+    two = cluster_froc(circle_images, normal_images, workers=2)
+    assert one.to_json() == two.to_json()
+    assert max(one.false_clusters_per_normal_image) > 0  # the counts compared are not all zero

@@ -233,3 +233,77 @@ def test_config_schemas_document_every_key(section):
         if key.endswith("_mm"):
             assert "at 0.07 mm" in prop["description"], key
     assert section_params(section, {}) == {k: v["default"] for k, v in schema["properties"].items()}
+
+
+def test_evaluation_gives_the_same_bytes_with_one_or_two_workers(tmp_path):
+    """Pixel truth, an annotated cluster and a normal film, ranked by a selector: every output of the
+    evaluation is the same whether one process or two read and summarise the images."""
+    rows, rois, segmented, truth_paths = [], [], [], []
+    for i, seed in enumerate(range(60, 67)):
+        image, truth = scene(seed)
+        path = write_png(tmp_path / f"e{i}.png", image)
+        pixel_truth = i < 5  # four train the selector, one is evaluated; e5 has a circle, e6 is normal
+        truth_paths.append(write_png(tmp_path / f"t{i}.png", truth.astype(np.uint16)) if pixel_truth else "")
+        npz, tsv = tmp_path / "seg" / f"e{i}.npz", tmp_path / "seg" / f"e{i}.tsv"
+        segment_image_file(path, PARAMS, npz, tsv, pixel_spacing_mm=SPACING)
+        segmented.append((npz, tsv))
+        source = "synthetic" if pixel_truth else "mias"
+        rows.append(
+            {
+                "image_id": f"e{i}",
+                "subject_id": f"s{i}",
+                "source": source,
+                "subset": "main",
+                "has_pixels": "true",
+                "path": path,
+                "pixel_spacing_mm": SPACING,
+                "truth_mask_path": truth_paths[-1],
+            }
+        )
+        if i == 5:
+            ys, xs = np.nonzero(truth)
+            rois.append(
+                {
+                    "roi_id": "r5",
+                    "image_id": "e5",
+                    "shape": "circle",
+                    "label": "actionable",
+                    "source": "mias",
+                    "abnormality": "calcification",
+                    "center_x": xs.mean(),
+                    "center_y": ys.mean(),
+                    "radius_px": 60.0,
+                    "x_min": 0,
+                    "y_min": 0,
+                    "x_max": 160,
+                    "y_max": 150,
+                }
+            )
+    model = tmp_path / "selector.joblib"
+    train_selector_files(segmented[:4], PARAMS, model, truth_paths=truth_paths[:4])
+    pd.DataFrame(rows).to_csv(tmp_path / "images.tsv", sep="\t", index=False)
+    pd.DataFrame(rois).to_csv(tmp_path / "rois.tsv", sep="\t", index=False)
+    outputs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"workers{workers}"
+        evaluate_segmentation_files(
+            tmp_path / "images.tsv",
+            tmp_path / "rois.tsv",
+            tmp_path / "seg",
+            {**PARAMS, "gallery_size": 3},
+            out / "segmentation.json",
+            out / "froc.png",
+            out / "gallery.png",
+            out / "gallery_worst.png",
+            image_ids=["e4", "e5", "e6"],
+            selector_path=model,
+            operating_point={"threshold": 0.5, "rule": "fixed", "chosen_on": "configuration"},
+            workers=workers,
+        )
+        outputs[workers] = {path.name: path.read_bytes() for path in sorted(out.iterdir())}
+    metrics = json.loads(outputs[1]["segmentation.json"])
+    # all three kinds of truth were evaluated, each for the selector and for plain HDoG
+    assert metrics["n_images_pixel_truth"] == 1 and metrics["n_annotated_clusters"] == 1
+    assert metrics["n_normal_images"] == 1 and metrics["plain_hdog"]["n_normal_images"] == 1
+    assert {"froc.png", "gallery.png", "gallery_worst.png", "segmentation.json"} <= set(outputs[1])
+    assert outputs[2] == outputs[1]

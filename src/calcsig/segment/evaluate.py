@@ -10,11 +10,12 @@ one greedy pass and the whole FROC curve comes from a single sort.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.spatial import cKDTree
 
+from calcsig.parallel import ordered_map
 from calcsig.segment.candidates import object_geometry
 
 
@@ -229,6 +230,7 @@ def cluster_froc(
     diameter_mm: float = 10.0,
     n_grid: int = 60,
     extra_thresholds=(),
+    workers: int = 1,
 ) -> ClusterFROC:
     """Cluster sensitivity and false clusters per normal image over the score threshold.
 
@@ -240,6 +242,7 @@ def cluster_froc(
         (false clusters are counted there); every threshold where a circle becomes
         found is on the curve exactly, and so is each of `extra_thresholds`.
     The curve starts at +inf (nothing kept) and ends at the lowest score (everything kept).
+    workers : processes counting the normal images' clusters (the result does not depend on it).
     """
     found_at = [
         circle_detection_thresholds(s, c, circles, min_objects) for s, c, circles in circle_images if len(circles)
@@ -261,12 +264,13 @@ def cluster_froc(
         sensitivity = (found_at[None, :] >= thresholds[:, None]).mean(axis=1)
     false_clusters = None
     if normal_images:
-        counts = np.zeros(len(thresholds))
-        for scores, centroids in normal_images:
-            scores = np.asarray(scores, dtype=np.float64)
-            centroids = np.asarray(centroids, dtype=np.float64).reshape(-1, 2)
-            for i, t in enumerate(thresholds):
-                counts[i] += count_clusters(centroids[scores >= t], min_objects, diameter_mm)
+
+        def clusters_over_thresholds(image) -> np.ndarray:
+            scores = np.asarray(image[0], dtype=np.float64)
+            centroids = np.asarray(image[1], dtype=np.float64).reshape(-1, 2)
+            return np.array([count_clusters(centroids[scores >= t], min_objects, diameter_mm) for t in thresholds])
+
+        counts = np.sum(ordered_map(clusters_over_thresholds, normal_images, workers), axis=0)
         false_clusters = counts / len(normal_images)
     return ClusterFROC(thresholds, sensitivity, false_clusters)
 
@@ -288,13 +292,14 @@ class ImageEval:
     normal : True for a film without any finding; keep : (n,) bool, the operating point
     (predictions actually output), all True when None. summary : the image's `ImageSummary`
     when already computed (`summarise_image`; whole-corpus jobs make it in their worker
-    processes), else `evaluate_images` makes it.
+    processes), else `evaluate_images` makes it. With a summary, `evaluate_images` needs no
+    pixels: `without_pixels` drops them.
     """
 
     image_id: str
-    pred: np.ndarray
+    pred: np.ndarray | None
     scores: np.ndarray
-    breast: np.ndarray
+    breast: np.ndarray | None
     pixel_spacing_mm: float
     truth: np.ndarray | None = None
     circles_px: np.ndarray | None = None
@@ -305,6 +310,14 @@ class ImageEval:
     def kept(self) -> np.ndarray:
         """(n,) bool: the predictions output at the operating point."""
         return np.ones(len(self.scores), bool) if self.keep is None else np.asarray(self.keep, bool)
+
+    def without_pixels(self) -> ImageEval:
+        """This image without its pixel arrays (`pred`, `truth`, `breast` None): what the corpus-wide
+        metrics need of it once summarised, a few kB instead of megabytes to pass between processes
+        or hold for a whole corpus."""
+        if self.summary is None:
+            raise ValueError(f"{self.image_id}: summarise the image (summarise_image) before dropping its pixels")
+        return replace(self, pred=None, truth=None, breast=None)
 
 
 @dataclass
@@ -327,14 +340,23 @@ class ImageSummary:
 
 
 def summarise_image(
-    im: ImageEval, distance_mm: float = 0.35, iou_min: float = 0.3, centroids: bool | None = None
+    im: ImageEval,
+    distance_mm: float = 0.35,
+    iou_min: float = 0.3,
+    centroids: bool | None = None,
+    pairs: list[tuple[int, int, float, float]] | None = None,
 ) -> ImageSummary:
     """The per-image part of `evaluate_images` (matching under `distance_mm` / `iou_min`); the
-    predictions' centroids when `centroids` (None: for an image with cluster truth or a normal film)."""
+    predictions' centroids when `centroids` (None: for an image with cluster truth or a normal film).
+
+    pairs : `candidate_pairs` of the image's labels and truth under the same rule, when already
+        computed (they do not depend on the scores: two rankings of one image share them).
+    """
     tp, ious, n_truth, intersection, total, centroids_mm = None, [], 0, 0, 0, None
     keep = im.kept()
     if im.truth is not None:
-        pairs = candidate_pairs(im.pred, im.truth, im.pixel_spacing_mm, distance_mm, iou_min)
+        if pairs is None:
+            pairs = candidate_pairs(im.pred, im.truth, im.pixel_spacing_mm, distance_mm, iou_min)
         matched = greedy_match(im.scores, pairs)
         tp = matched > 0
         n_truth = int(im.truth.max()) if im.truth.size else 0
@@ -374,7 +396,7 @@ def evaluate_images(
     """
     metrics: dict = {}
     summaries = [im.summary or summarise_image(im, distance_mm, iou_min) for im in images]
-    pixel = [(im, sm) for im, sm in zip(images, summaries) if im.truth is not None]
+    pixel = [(im, sm) for im, sm in zip(images, summaries) if sm.tp is not None]
     pixel_images = [im for im, _ in pixel]
     all_scores = [np.asarray(im.scores, dtype=np.float64) for im, _ in pixel]
     all_tp = [sm.tp for _, sm in pixel]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,7 @@ from calcsig.segment.evaluate import (
     FROC,
     ClusterFROC,
     ImageEval,
+    candidate_pairs,
     cluster_froc,
     evaluate_images,
     prediction_centroids_mm,
@@ -25,7 +29,14 @@ from calcsig.segment.params import EVALUATION_KEYS, segment_params
 from calcsig.segment.selector import CandidateSelector, load_selector, read_operating_point, score_candidates
 from calcsig.segment.store import read_candidates, read_segmentation
 from calcsig.segment.truth import image_splits, truth_kinds
-from calcsig.segment.worst_cases import WorstCase, circles_label_image, crop_half_px, select_worst_cases
+from calcsig.segment.worst_cases import (
+    ImageFailures,
+    WorstCase,
+    circles_label_image,
+    crop_half_px,
+    image_failures,
+    select_worst_cases,
+)
 from calcsig.tables import read_table
 from calcsig.truthlabels import read_truth_labels
 
@@ -43,34 +54,54 @@ def _load_eval_image(
     normal: bool,
     selector: CandidateSelector | None,
     selector_threshold: float | None,
-    match: tuple[float, float] | None = None,
-) -> ImageEval:
-    """One image's candidates ranked by the selector's score (by DoG response without a selector);
-    match : (distance mm, IoU) of the matching rule, to summarise the image here (`summarise_image`)."""
+) -> tuple[ImageEval, ImageEval | None]:
+    """One image's candidates ranked by the selector's score, kept from its threshold, and by DoG
+    response, all kept: (the selector's ranking, plain HDoG); without a selector, (plain HDoG, None)."""
     seg = read_segmentation(segment_dir / f"{image_id}.npz")
     table = read_candidates(segment_dir / f"{image_id}.tsv")
-    if selector is not None and len(table):
-        scores = score_candidates(table, selector)
-    else:
-        scores = table["dog_response"].to_numpy(dtype=np.float64)
-    keep = scores >= selector_threshold if selector is not None and selector_threshold is not None else None
-    evaluated = ImageEval(
+    plain = ImageEval(
         image_id,
         seg["labels"],
-        scores,
+        table["dog_response"].to_numpy(dtype=np.float64),
         seg["breast"],
         seg["pixel_spacing_mm"],
         truth=read_truth_labels(truth_path) if truth_path else None,
         circles_px=np.asarray(circles, float) if circles else None,
         normal=normal,
-        keep=keep,
     )
-    if match is not None:
-        evaluated.summary = summarise_image(evaluated, *match)
-    return evaluated
+    if selector is None:
+        return plain, None
+    scores = score_candidates(table, selector) if len(table) else plain.scores
+    keep = scores >= selector_threshold if selector_threshold is not None else None
+    return replace(plain, scores=scores, keep=keep), plain
 
 
-def _cluster_froc(evals: list[ImageEval], p: dict, extra_thresholds=()) -> ClusterFROC | None:
+@dataclass
+class _SummarisedImage:
+    """One image as the corpus-wide evaluation keeps it: the evaluated ranking and plain HDoG
+    (None without a selector) without their pixels, and the evaluated ranking's failures."""
+
+    evaluated: ImageEval
+    plain: ImageEval | None
+    failures: ImageFailures
+
+
+def _summarise_eval_image(load: Callable[[], tuple[ImageEval, ImageEval | None]], match: tuple[float, float]):
+    """`_SummarisedImage` of the image `load` reads; match : (distance mm, IoU) of the matching rule.
+    The candidate pairs and centroids do not depend on the ranking: both rankings share them."""
+    evaluated, plain = load()
+    pairs = None
+    if evaluated.truth is not None:
+        pairs = candidate_pairs(evaluated.pred, evaluated.truth, evaluated.pixel_spacing_mm, *match)
+    evaluated.summary = summarise_image(evaluated, *match, pairs=pairs)
+    if plain is not None:
+        plain.summary = summarise_image(plain, *match, centroids=False, pairs=pairs)
+        plain.summary.centroids_mm = evaluated.summary.centroids_mm
+        plain = plain.without_pixels()
+    return _SummarisedImage(evaluated.without_pixels(), plain, image_failures(evaluated))
+
+
+def _cluster_froc(evals: list[ImageEval], p: dict, extra_thresholds=(), workers: int = 1) -> ClusterFROC | None:
     """Cluster-level FROC of the images' scores (None without annotated clusters or normal films)."""
     circle_images, normal_images = [], []
     for im in evals:
@@ -89,6 +120,7 @@ def _cluster_froc(evals: list[ImageEval], p: dict, extra_thresholds=()) -> Clust
         p["cluster_min_objects"],
         p["cluster_diameter_mm"],
         extra_thresholds=extra_thresholds,
+        workers=workers,
     )
 
 
@@ -170,21 +202,29 @@ def evaluate_segmentation_files(
     selector = load_selector(selector_path) if selector_path else None
     threshold = None if operating_point is None else float(operating_point["threshold"])
 
-    def load(with_selector: CandidateSelector | None):
-        def one(index):
-            kind = evaluated.loc[index]
-            return _load_eval_image(
-                str(images.at[index, "image_id"]),
-                Path(segment_dir),
-                kind["truth_path"],
-                kind["circles"],
-                bool(kind["normal"]),
-                with_selector,
-                threshold,
-                (p["match_distance_mm"], p["match_iou"]),
-            )
+    def loader(index) -> Callable[[], tuple[ImageEval, ImageEval | None]]:
+        kind = evaluated.loc[index]
+        image_id = str(images.at[index, "image_id"])
+        return functools.partial(
+            _load_eval_image,
+            image_id,
+            Path(segment_dir),
+            kind["truth_path"],
+            kind["circles"],
+            bool(kind["normal"]),
+            selector,
+            threshold,
+        )
 
-        return ordered_map(one, evaluated.index, workers)
+    loaders = {str(images.at[index, "image_id"]): loader(index) for index in evaluated.index}
+    match = (p["match_distance_mm"], p["match_iou"])
+    # each worker reads, matches and summarises its images; only the summaries come back, and the
+    # few images the galleries draw are read again here
+    summarised = ordered_map(functools.partial(_summarise_eval_image, match=match), loaders.values(), workers)
+    evals = [image.evaluated for image in summarised]
+
+    def full_image(image_id: str) -> ImageEval:
+        return loaders[image_id]()[0]
 
     kwargs = dict(
         distance_mm=p["match_distance_mm"],
@@ -193,7 +233,6 @@ def evaluate_segmentation_files(
         cluster_min_objects=p["cluster_min_objects"],
         cluster_diameter_mm=p["cluster_diameter_mm"],
     )
-    evals = load(selector)
     metrics, froc = evaluate_images(evals, **kwargs)
     metrics["n_images"] = len(evals)
     metrics["spacing"] = spacing_summary([im.pixel_spacing_mm for im in evals], p)
@@ -202,7 +241,8 @@ def evaluate_segmentation_files(
     if froc is not None:
         metrics["froc"] = froc.corners()
         pixel_curves[name] = froc
-    clusters = _cluster_froc(evals, p, () if threshold is None or selector is None else (threshold,))
+    extra_thresholds = () if threshold is None or selector is None else (threshold,)
+    clusters = _cluster_froc(evals, p, extra_thresholds, workers)
     if clusters is not None:
         metrics["cluster_froc"] = clusters.to_json()
         cluster_curves[name] = clusters
@@ -210,12 +250,12 @@ def evaluate_segmentation_files(
             cluster_points[name] = _point(clusters, threshold)
     if selector is not None:
         metrics["operating_point"] = {k: operating_point[k] for k in OPERATING_POINT_REPORTED if k in operating_point}
-        plain = load(None)
+        plain = [image.plain for image in summarised]
         base_metrics, base_froc = evaluate_images(plain, **kwargs)
         if base_froc is not None:
             base_metrics["froc"] = base_froc.corners()
             pixel_curves["plain HDoG"] = base_froc
-        base_clusters = _cluster_froc(plain, p)
+        base_clusters = _cluster_froc(plain, p, workers=workers)
         if base_clusters is not None:
             base_metrics["cluster_froc"] = base_clusters.to_json()
             cluster_curves["plain HDoG"] = base_clusters
@@ -229,9 +269,10 @@ def evaluate_segmentation_files(
     if out_froc_png is not None:
         plot_froc_panels(_froc_panels(pixel_curves, cluster_curves, cluster_points, lesion_insertion, p), out_froc_png)
     if out_gallery_png is not None:
-        plot_gallery(_gallery_panels(evals, images, p), out_gallery_png)
+        shown = [full_image(im.image_id) for im in evals[: p["gallery_size"]]]
+        plot_gallery(_gallery_panels(shown, images, p), out_gallery_png)
     if out_gallery_worst_png is not None:
-        write_worst_gallery(evals, images, p, out_gallery_worst_png)
+        write_worst_gallery([image.failures for image in summarised], images, p, out_gallery_worst_png, full_image)
     return metrics
 
 
@@ -323,15 +364,25 @@ def _crop_panel(im, pixels, centre_yx: tuple[int, int], crop_mm: float, title: s
     return {"title": title, "image": pixels[y0:y1, x0:x1], "truth": truth, "pred": pred}
 
 
-def write_worst_gallery(evals, images: pd.DataFrame, p: dict, path) -> list[WorstCase]:
+def write_worst_gallery(
+    evals, images: pd.DataFrame, p: dict, path, full_image: Callable[[str], ImageEval] | None = None
+) -> list[WorstCase]:
     """The worst-case gallery (`calcsig.segment.worst_cases`): up to `gallery_size` crops of
-    missed truth and of the densest false positives; a one-line figure when there are none."""
+    missed truth and of the densest false positives; a one-line figure when there are none.
+
+    evals : the evaluated images, or their `ImageFailures` with `full_image` (image_id -> the
+    evaluated image with its pixels) to read again the images drawn.
+    """
     from calcsig.imageio import read_image
 
     cases = select_worst_cases(evals, p["gallery_size"], p["gallery_crop_mm"])
     paths = dict(zip(images["image_id"].astype(str), images["path"].astype(str)))
-    by_id = {im.image_id: im for im in evals}
-    pixels = {image_id: read_image(paths[image_id]).pixels for image_id in dict.fromkeys(c.image_id for c in cases)}
+    drawn = dict.fromkeys(case.image_id for case in cases)
+    if full_image is None:
+        by_id = {im.image_id: im for im in evals if im.image_id in drawn}
+    else:
+        by_id = {image_id: full_image(image_id) for image_id in drawn}
+    pixels = {image_id: read_image(paths[image_id]).pixels for image_id in drawn}
     panels = [
         _crop_panel(
             by_id[case.image_id],

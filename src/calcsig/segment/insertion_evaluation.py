@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from calcsig.parallel import ordered_map
 from calcsig.paths import atomic_path
 from calcsig.segment.evaluate import (
     ImageEval,
+    candidate_pairs,
     count_inside_circles,
     evaluate_images,
     prediction_centroids_mm,
@@ -126,7 +128,10 @@ def evaluate_lesion_insertion(
         Path(tmp).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     if out_gallery is not None:
         shown = selected or plain
-        panels = [_panel(images, im, p, seed) for im in shown[: p["gallery_size"]]]
+        panels = [
+            _panel(images, im, read_segmentation(inserted[im.image_id][0])["labels"], p, seed)
+            for im in shown[: p["gallery_size"]]
+        ]
         plot_gallery(
             panels, out_gallery, "inserted clusters in held-out normal films; green: truth, red: kept detections"
         )
@@ -147,15 +152,17 @@ def _load_film(inserted: dict, selector, threshold, match: tuple[float, float], 
     circles = np.column_stack([centres[:, 1] * spacing, centres[:, 0] * spacing, radii])
     dog = table["dog_response"].to_numpy(dtype=np.float64)
     plain = ImageEval(image_id, seg["labels"], dog, seg["breast"], spacing, truth=truth)
-    plain.summary = summarise_image(plain, *match, centroids=True)
+    # the candidate pairs and centroids do not depend on the ranking: both rankings share them
+    pairs = candidate_pairs(plain.pred, truth, spacing, *match)
+    plain.summary = summarise_image(plain, *match, centroids=True, pairs=pairs)
     selected = None
     if selector is not None:
         scores = score_candidates(table, selector)
-        selected = ImageEval(
-            image_id, seg["labels"], scores, seg["breast"], spacing, truth=truth, keep=scores >= threshold
-        )
-        selected.summary = summarise_image(selected, *match, centroids=True)
-    return plain, selected, circles, noises, contrasts
+        selected = replace(plain, scores=scores, keep=scores >= threshold, summary=None)
+        selected.summary = summarise_image(selected, *match, centroids=False, pairs=pairs)
+        selected.summary.centroids_mm = plain.summary.centroids_mm
+        selected = selected.without_pixels()
+    return plain.without_pixels(), selected, circles, noises, contrasts
 
 
 def _summary(values) -> dict | None:
@@ -165,8 +172,9 @@ def _summary(values) -> dict | None:
     return {"median": float(np.median(values)), "min": float(values.min()), "max": float(values.max())}
 
 
-def _panel(images, evaluated: ImageEval, p: dict, seed: int) -> dict:
-    """A crop around the film's first inserted cluster (the film redrawn: insertion is deterministic)."""
+def _panel(images, evaluated: ImageEval, labels: np.ndarray, p: dict, seed: int) -> dict:
+    """A crop around the film's first inserted cluster (the film redrawn: insertion is deterministic);
+    labels : the film's detections (label image)."""
     row = images.loc[evaluated.image_id]
     pixels, spacing, truth, clusters = inserted_film(row["path"], evaluated.image_id, row["pixel_spacing_mm"], p, seed)
     cluster: InsertedCluster = clusters[0]
@@ -174,7 +182,7 @@ def _panel(images, evaluated: ImageEval, p: dict, seed: int) -> dict:
     cy, cx = (int(v) for v in cluster.centre_yx_px)
     h, w = pixels.shape
     y0, x0, y1, x1 = max(cy - half, 0), max(cx - half, 0), min(cy + half, h), min(cx + half, w)
-    pred = evaluated.pred[y0:y1, x0:x1]
+    pred = labels[y0:y1, x0:x1]
     if evaluated.keep is not None:
         pred = np.where(np.r_[False, evaluated.keep][pred], pred, 0)
     return {

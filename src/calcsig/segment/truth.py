@@ -40,7 +40,10 @@ def truth_kinds(images: pd.DataFrame, rois: pd.DataFrame) -> pd.DataFrame:
     truth = images["truth_mask_path"] if "truth_mask_path" in images else pd.Series(None, index=images.index)
     return pd.DataFrame(
         {
-            "truth_path": [t if isinstance(t, str) and t else None for t in truth],
+            # object dtype: pandas would store a missing path among strings as NaN, which reads as a path
+            "truth_path": pd.Series(
+                [t if isinstance(t, str) and t else None for t in truth], index=images.index, dtype=object
+            ),
             "circles": [circles.get(i) for i in ids],
             "normal": images["source"].astype(str).isin(circle_sources).to_numpy() & ~ids.isin(with_roi).to_numpy(),
         },

@@ -126,35 +126,67 @@ def densest_point(points_yx: np.ndarray, half_px: int) -> int:
     return int(np.argmax(counts))
 
 
+@dataclass
+class ImageFailures:
+    """What the worst-case selection needs of one image, without its pixels (`image_failures`).
+
+    missed_centres_yx : (k, 2) px, `missed_truth_centres`; missed_noun : what they are
+    ("calcification" for pixel truth, "cluster" for circles); false_centres_yx : (m, 2) px,
+    `false_detection_centres`; breast_area_cm2 : `breast_area_cm2`.
+    """
+
+    image_id: str
+    pixel_spacing_mm: float
+    missed_noun: str
+    missed_centres_yx: np.ndarray
+    false_centres_yx: np.ndarray
+    breast_area_cm2: float
+
+
+def image_failures(im: ImageEval) -> ImageFailures:
+    """The image's missed truth and false detections at the operating point, for `select_worst_cases`."""
+    return ImageFailures(
+        im.image_id,
+        im.pixel_spacing_mm,
+        "calcification" if im.truth is not None else "cluster",
+        missed_truth_centres(im),
+        false_detection_centres(im),
+        breast_area_cm2(im),
+    )
+
+
+def _failures(evals) -> list[ImageFailures]:
+    return [im if isinstance(im, ImageFailures) else image_failures(im) for im in evals]
+
+
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def worst_missed(evals: list[ImageEval], crop_mm: float) -> list[WorstCase]:
+def worst_missed(evals: list[ImageEval | ImageFailures], crop_mm: float) -> list[WorstCase]:
     """Images with missed truth, most missed first (ties by image_id); each crop centred on the
     missed object with the most other missed objects in the crop (`crop_mm` wide)."""
     cases = []
-    for im in evals:
-        centres = missed_truth_centres(im)
+    for im in _failures(evals):
+        centres = im.missed_centres_yx
         if not len(centres):
             continue
-        noun = "calcification" if im.truth is not None else "cluster"
         centre = centres[densest_point(centres, crop_half_px(crop_mm, im.pixel_spacing_mm))]
         count = len(centres)
-        title = f"{im.image_id}: {plural(count, noun)} missed"
+        title = f"{im.image_id}: {plural(count, im.missed_noun)} missed"
         cases.append(WorstCase(im.image_id, MISSED, float(count), _pixel(centre), title))
     return worst_first(cases)
 
 
-def worst_false_positives(evals: list[ImageEval], crop_mm: float) -> list[WorstCase]:
+def worst_false_positives(evals: list[ImageEval | ImageFailures], crop_mm: float) -> list[WorstCase]:
     """Images with false detections, most per cm2 of breast first (ties by image_id); each crop
     centred on the false detection with the most other false detections in the crop."""
     cases = []
-    for im in evals:
-        centres = false_detection_centres(im)
+    for im in _failures(evals):
+        centres = im.false_centres_yx
         if not len(centres):
             continue
-        density = len(centres) / breast_area_cm2(im)
+        density = len(centres) / im.breast_area_cm2
         centre = centres[densest_point(centres, crop_half_px(crop_mm, im.pixel_spacing_mm))]
         title = f"{im.image_id}: {density:.3g} false detections / cm\u00b2"
         cases.append(WorstCase(im.image_id, FALSE_POSITIVES, density, _pixel(centre), title))
@@ -178,8 +210,12 @@ def panel_budget(n_missed: int, n_false: int, size: int) -> tuple[int, int]:
     return missed, min(n_false, size - missed)
 
 
-def select_worst_cases(evals: list[ImageEval], size: int, crop_mm: float) -> list[WorstCase]:
-    """Up to `size` worst cases: the missed ones first, then the dense false positives."""
+def select_worst_cases(evals: list[ImageEval | ImageFailures], size: int, crop_mm: float) -> list[WorstCase]:
+    """Up to `size` worst cases: the missed ones first, then the dense false positives.
+
+    evals : the evaluated images, or their `image_failures` (computed where the pixels are).
+    """
+    evals = _failures(evals)
     missed = worst_missed(evals, crop_mm)
     false = worst_false_positives(evals, crop_mm)
     n_missed, n_false = panel_budget(len(missed), len(false), size)
