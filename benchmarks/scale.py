@@ -51,8 +51,16 @@ BATCHES = {
     "default batches (16 images, 32 ROIs)": {"images_per_job": 16, "rois_per_job": 32},
     "cluster batches (64 images, 128 ROIs)": {"images_per_job": 64, "rois_per_job": 128},
 }
-# whole-corpus rules that spread their images over the job's threads: on a cluster, a node's cores each
-THREADED_RULES = ("corpus", "partition", "train_selector", "evaluate_segmentation", "lesion_insertion")
+# one-job rules that spread their work over the job's threads (images in worker processes; the
+# feature tables in threads): on a cluster, a node's cores each
+THREADED_RULES = (
+    "corpus",
+    "partition",
+    "train_selector",
+    "evaluate_segmentation",
+    "lesion_insertion",
+    "gather_features",
+)
 # the default run has no normal films: lesion insertion's share is taken as the segmentation evaluation's
 # (the same work: read each film's candidates, match them with truth)
 SAME_SHARE_AS = {"lesion_insertion": "evaluate_segmentation"}
@@ -122,6 +130,7 @@ def default_workdir(root: Path, cores: int) -> Path:
 
 # each threaded rule's target, downstream first: forcing one job never makes an earlier-measured one stale
 ISOLATED_TARGETS = {
+    "gather_features": "results/features/objects.parquet",
     "evaluate_segmentation": "results/metrics/segmentation.json",
     "train_selector": "results/segment/selector/train.json",
     "partition": "results/splits/assignment.tsv",

@@ -72,9 +72,16 @@ def test_image_work_counts_only_images_with_pixels():
 
 
 # the rules that see the whole corpus in one job and spread its images over the job's threads
-WHOLE_CORPUS_RULES = {"corpus", "partition", "train_selector", "evaluate_segmentation", "lesion_insertion"}
+WHOLE_CORPUS_RULES = {
+    "corpus",
+    "partition",
+    "train_selector",
+    "evaluate_segmentation",
+    "lesion_insertion",
+    "gather_features",
+}
 # those of them that nothing else can run beside: they take every core given
-ALONE_IN_THE_DAG = {"corpus", "train_selector"}
+ALONE_IN_THE_DAG = {"corpus", "train_selector", "gather_features"}
 
 
 def test_the_slurm_profile_gives_the_other_whole_corpus_rules_a_nodes_cores():

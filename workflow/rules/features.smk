@@ -42,7 +42,8 @@ rule gather_features:
         "results/benchmarks/features/gather_features.tsv"
     conda:
         "../../envs/features.yaml"
-    threads: 1
+    # nothing else can run beside it: its threads read the per-ROI tables
+    threads: WHOLE_CORPUS_THREADS
     resources:
         **job_resources("gather_features"),
     params:

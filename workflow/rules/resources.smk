@@ -3,9 +3,10 @@
 # scaled by the work of the job (calcsig.jobsize). Local runs ignore them except
 # as limits that --resources sets. Per-item jobs are single-threaded (threads: 1):
 # parallelism comes from running them side by side. The five rules that see the whole
-# corpus in one job spread its images over their threads in worker processes
-# (calcsig.parallel; the outputs do not depend on how many). Ingest and the selector's
-# training, which nothing else can run beside, ask for WHOLE_CORPUS_THREADS, which
+# corpus's images in one job spread them over their threads in worker processes
+# (calcsig.parallel; the outputs do not depend on how many), and the feature gathering
+# reads its tables with threads. Ingest, the selector's training and the feature
+# gathering, which nothing else can run beside, ask for WHOLE_CORPUS_THREADS, which
 # Snakemake lowers to --cores on a workstation and to the profile's max-threads on a
 # cluster; the partition and the two evaluations run beside per-item jobs, so they take
 # one thread locally and a node's cores from the slurm profile's set-threads.
@@ -65,6 +66,8 @@ def _item_work(rule_name, wildcards):
 
 PER_ITEM_RULES = ("segment", "insert_lesions", "masks", "features")
 WHOLE_CORPUS_THREADS = 64
+# rules whose threads share one process's memory (the others' threads are worker processes)
+IN_PROCESS_THREADS = ("gather_features",)
 
 
 def job_resources(rule_name):
@@ -72,8 +75,10 @@ def job_resources(rule_name):
 
     A job with several threads runs that many worker processes, each holding the
     data of one image (or one selector's training set) besides the job's own, so its
-    memory is the single-threaded measurement times the threads (an upper bound)."""
+    memory is the single-threaded measurement times the threads (an upper bound),
+    except where the threads share one process (`IN_PROCESS_THREADS`)."""
     cost = JOB_COSTS[rule_name]
+    shared = rule_name in IN_PROCESS_THREADS
 
     def work(wildcards, input):
         if rule_name in PER_ITEM_RULES:
@@ -83,7 +88,7 @@ def job_resources(rule_name):
         return corpus_work(), None
 
     return {
-        "mem_mb": lambda wildcards, input, threads, attempt: threads
+        "mem_mb": lambda wildcards, input, threads, attempt: (1 if shared else threads)
         * memory_mb(cost, *work(wildcards, input), attempt=attempt),
         "runtime": lambda wildcards, input, attempt: runtime_minutes(cost, work(wildcards, input)[0], attempt),
     }

@@ -8,7 +8,9 @@ inputs, outputs = snakemake.input, snakemake.output
 with log_to(snakemake.log[0]):
     extracted = read_manifests(inputs.manifests)
     extracted = extracted[extracted["roi"] != ""]  # ROIs that failed the quality gate have no features
-    gather_feature_tables(list(extracted["objects"]), list(extracted["roi"]), outputs.objects, outputs.rois)
+    gather_feature_tables(
+        list(extracted["objects"]), list(extracted["roi"]), outputs.objects, outputs.rois, workers=snakemake.threads
+    )
     write_feature_catalogue(
         inputs.foreground_settings, inputs.background_settings, snakemake.params.n_scales, outputs.catalogue
     )
