@@ -222,7 +222,8 @@ def test_missing_columns_and_no_tables_are_reported(tmp_path):
         ingest_cbis_ddsm(empty, METADATA_ONLY, tmp_path / "out")
 
 
-def test_images_and_masks_are_read_from_image_root(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_images_and_masks_are_read_from_image_root(tmp_path, workers):
     rows = [row(), row(view="MLO", mask="000001.dcm", crop="000000.dcm")]  # second: mask and crop swapped
     tables_dir = tmp_path / "tables"
     tables_dir.mkdir()
@@ -234,7 +235,8 @@ def test_images_and_masks_are_read_from_image_root(tmp_path):
         write_dicom(root / r["image file path"], np.full((30, 20), 900, np.uint16), pixel_spacing=0.05)
         write_dicom(root / r["ROI mask file path"], mask)
         write_dicom(root / r["cropped image file path"].strip(), np.full((5, 9), 7, np.uint16))
-    tables = validated(ingest_cbis_ddsm(tables_dir, {**METADATA_ONLY, "image_root": str(root)}, tmp_path / "out"))
+    params = {**METADATA_ONLY, "image_root": str(root)}
+    tables = validated(ingest_cbis_ddsm(tables_dir, params, tmp_path / "out", workers=workers))
     images, rois = tables["images"], tables["rois"]
     assert images["has_pixels"].all()
     assert images[["height", "width", "bits"]].values.tolist() == [[30, 20, 16]] * 2
@@ -246,7 +248,8 @@ def test_images_and_masks_are_read_from_image_root(tmp_path):
     assert rois.loc[1, "mask_path"].endswith("000001.dcm")
 
 
-def test_missing_dicoms_and_spacing_are_all_reported(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_missing_dicoms_and_spacing_are_all_reported(tmp_path, workers):
     rows = [row(), row(view="MLO"), row(side="RIGHT")]
     tables_dir = tmp_path / "tables"
     tables_dir.mkdir()
@@ -254,7 +257,7 @@ def test_missing_dicoms_and_spacing_are_all_reported(tmp_path):
     root = tmp_path / "dicom"
     write_dicom(root / rows[2]["image file path"], np.zeros((10, 10), np.uint16))  # no spacing in the file
     with pytest.raises(IngestError) as caught:
-        ingest_cbis_ddsm(tables_dir, {**METADATA_ONLY, "image_root": str(root)}, tmp_path / "out")
+        ingest_cbis_ddsm(tables_dir, {**METADATA_ONLY, "image_root": str(root)}, tmp_path / "out", workers=workers)
     problems = caught.value.problems
     assert sum("column 'image file path'" in p and "no such file" in p for p in problems) == 2
     assert any("row 4, column 'image file path'" in p and "no pixel spacing" in p for p in problems)

@@ -99,15 +99,16 @@ HAPPY_ROWS = [
 ]
 
 
-def ingest(manifest: Path, tmp_path: Path, params=PARAMS) -> dict:
-    tables = ingest_csv(manifest, params, tmp_path / "out")
+def ingest(manifest: Path, tmp_path: Path, params=PARAMS, workers: int = 1) -> dict:
+    tables = ingest_csv(manifest, params, tmp_path / "out", workers=workers)
     return validate_corpus(tables["images"], tables["rois"], tables["subjects"], "test")
 
 
-def test_happy_path(image_folder, tmp_path, monkeypatch):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_happy_path(image_folder, tmp_path, monkeypatch, workers):
     write_manifest(image_folder, HAPPY_ROWS)
     monkeypatch.chdir(tmp_path)  # image paths are relative to the manifest, not the working directory
-    tables = ingest(Path("data/manifest.csv"), tmp_path, {**PARAMS, "pixel_spacing_mm": 0.2})
+    tables = ingest(Path("data/manifest.csv"), tmp_path, {**PARAMS, "pixel_spacing_mm": 0.2}, workers)
     images = tables["images"].set_index("image_id")
     assert images.loc["a", ["bits", "height", "width", "pixel_spacing_mm", "laterality"]].tolist() == [
         16,
@@ -132,10 +133,10 @@ def test_happy_path(image_folder, tmp_path, monkeypatch):
     assert subjects.loc["s1", "age"] == 61 and subjects.loc["s2", "site"] == "south"
 
 
-def raised(manifest: Path, tmp_path: Path, params=PARAMS) -> list[str]:
+def raised(manifest: Path, tmp_path: Path, params=PARAMS, workers: int = 1) -> list[str]:
     out_dir = tmp_path / "out"
     with pytest.raises(IngestError) as caught:
-        ingest_csv(manifest, params, out_dir)
+        ingest_csv(manifest, params, out_dir, workers=workers)
     assert not out_dir.exists()
     return caught.value.problems
 
@@ -183,7 +184,8 @@ def test_duplicate_roi_ids_and_conflicting_image_rows(image_folder, tmp_path):
     assert any(p.startswith("manifest.csv row 5, column 'image_id': 'bad id!' is not a file-safe ID") for p in problems)
 
 
-def test_missing_and_unreadable_images(image_folder, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_missing_and_unreadable_images(image_folder, tmp_path, workers):
     (image_folder / "images" / "broken.png").write_bytes(b"not a png")
     manifest = write_manifest(
         image_folder,
@@ -194,7 +196,7 @@ def test_missing_and_unreadable_images(image_folder, tmp_path):
             image_row(image_id="w", image_path="images/c.pgm"),
         ],
     )  # no spacing anywhere
-    problems = raised(manifest, tmp_path)
+    problems = raised(manifest, tmp_path, workers=workers)
     assert len(problems) == 4
     assert "row(s) 2, column 'image_path'" in problems[0] and "gone.png: no such file" in problems[0]
     assert "row(s) 3, column 'image_path'" in problems[1] and "also_gone.dcm: no such file" in problems[1]

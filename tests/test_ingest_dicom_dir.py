@@ -136,8 +136,9 @@ def kept_columns(images: pd.DataFrame) -> list[dict]:
     return images[columns].to_dict("records")
 
 
-def test_every_kept_mammogram_is_one_image_row_with_the_facts_of_its_header(archive):
-    tables = ingest_dicom_dir(archive, PARAMS, archive.parent)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_kept_mammogram_is_one_image_row_with_the_facts_of_its_header(archive, workers):
+    tables = ingest_dicom_dir(archive, PARAMS, archive.parent, workers=workers)
     images = tables["images"]
     facts = {"height": HEIGHT, "width": WIDTH, "site": "ACME Imaging", "study_uid": STUDY_1, "subset": "main"}
     base = {"subject_id": "P_001", "bits": 12, "age": 57.0, "presentation_intent": "presentation", **facts}

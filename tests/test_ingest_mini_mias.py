@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -146,8 +147,17 @@ def test_every_bad_truth_row_and_missing_image_is_listed(tmp_path):
     assert not out_dir.exists()
 
 
-def test_unreadable_image_is_reported(tmp_path):
-    source = write_source(tmp_path / "mias", ["mdb001 F NORM"], {})
+@pytest.mark.parametrize("workers", [1, 2])
+def test_unreadable_image_is_reported(tmp_path, workers):
+    # two films, so that two workers each read one
+    films = {"mdb002.png": np.zeros((8, 8), np.uint8)}
+    source = write_source(tmp_path / "mias", ["mdb001 F NORM", "mdb002 F NORM"], films)
     (source / "mdb001.png").write_bytes(b"not a png")
     with pytest.raises(IngestError, match=r"line 3: image mdb001: .*mdb001.png: unreadable"):
-        ingest_mini_mias(source, PARAMS, tmp_path / "out")
+        ingest_mini_mias(source, PARAMS, tmp_path / "out", workers=workers)
+
+
+def test_real_films_read_by_several_processes_give_the_same_tables(real, shared_data, tmp_path):
+    tables = ingest_mini_mias(shared_data / "mini-mias-dev", PARAMS, tmp_path / "out", workers=3)
+    for kind in ("images", "rois", "subjects"):
+        pd.testing.assert_frame_equal(validate_corpus(**tables, where="test")[kind], real[kind])

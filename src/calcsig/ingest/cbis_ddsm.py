@@ -26,9 +26,11 @@ from pathlib import Path
 import pandas as pd
 
 from ..imageio import ImageReadError, read_image
+from ..parallel import ordered_map
 from .common import (
+    Box,
     Problems,
-    inspect_image,
+    inspect_images,
     mask_box,
     missing_columns,
     read_csv_cells,
@@ -88,12 +90,13 @@ def source_files(path: Path | None, params: dict) -> list[Path]:
     return sorted(files)
 
 
-def ingest_cbis_ddsm(path: Path | None, params: dict, out_dir: Path) -> dict:
+def ingest_cbis_ddsm(path: Path | None, params: dict, out_dir: Path, workers: int = 1) -> dict:
     """Corpus tables of CBIS-DDSM case description CSVs at `path` (a directory or one CSV).
 
     params (corpus.cbis_ddsm): subsets (calc and/or mass), image_root (folder the
     DICOM paths of the tables are relative to, or None for metadata only),
     pixel_spacing_mm (used when a DICOM gives no spacing). `out_dir` is unused.
+    workers : processes reading the images and masks.
     """
     where = f"CBIS-DDSM source {path}"
     problems = Problems()
@@ -147,7 +150,7 @@ def ingest_cbis_ddsm(path: Path | None, params: dict, out_dir: Path) -> dict:
             problems.add(f"{'; '.join(refs)}, column 'abnormality id': duplicate ROI {roi_id}")
 
     if image_root is not None and not problems:
-        _read_pixels(images, image_rows, rois, image_root, fallback_spacing, problems)
+        _read_pixels(images, image_rows, rois, image_root, fallback_spacing, problems, workers)
     elif fallback_spacing is not None:
         for image in images.values():
             image["pixel_spacing_mm"] = float(fallback_spacing)
@@ -245,14 +248,16 @@ def _read_pixels(
     image_root: Path,
     fallback_spacing: float | None,
     problems: Problems,
+    workers: int = 1,
 ) -> None:
-    """Fill file facts of every image and turn each ROI into a mask ROI with its bounding box."""
+    """Fill file facts of every image and turn each ROI into a mask ROI with its bounding box;
+    `workers` processes read the images, then the masks."""
+    inspected = inspect_images([image_root / image["_relpath"] for image in images.values()], workers)
     for image_id, image in images.items():
         file = image_root / image["_relpath"]
-        try:
-            facts, _ = inspect_image(file)
-        except ImageReadError as exc:
-            problems.add(f"{image_rows[image_id][0]}, column 'image file path': {exc}")
+        facts = inspected[file]
+        if isinstance(facts, ImageReadError):
+            problems.add(f"{image_rows[image_id][0]}, column 'image file path': {facts}")
             continue
         spacing = facts.pixel_spacing_mm if facts.pixel_spacing_mm is not None else fallback_spacing
         if spacing is None:
@@ -269,24 +274,16 @@ def _read_pixels(
             bits=facts.bits,
             pixel_spacing_mm=None if spacing is None else float(spacing),
         )
-    for roi in rois:
+    with_pixels = [roi for roi in rois if images[roi["image_id"]]["has_pixels"]]
+
+    def find_mask(roi: dict):
+        image = images[roi["image_id"]]
+        return _roi_mask(roi["_mask_relpaths"], image_root, image["height"], image["width"])
+
+    for roi, (mask_path, box, reasons) in zip(with_pixels, ordered_map(find_mask, with_pixels, workers)):
         file, number = roi["_ref"]
         image = images[roi["image_id"]]
-        if not image["has_pixels"]:
-            continue
-        mask_path, mask, reasons = None, None, []
-        for relpath in roi["_mask_relpaths"]:
-            candidate = image_root / relpath
-            try:
-                pixels = read_image(candidate).pixels
-            except ImageReadError as exc:
-                reasons.append(str(exc))
-                continue
-            if pixels.shape == (image["height"], image["width"]):
-                mask_path, mask = candidate, pixels
-                break
-            reasons.append(f"{candidate}: {pixels.shape[1]} x {pixels.shape[0]} pixels, not the image's grid")
-        if mask is None:
+        if mask_path is None:
             problems.at(
                 file,
                 number,
@@ -295,8 +292,24 @@ def _read_pixels(
                 + ("; ".join(reasons) or "no path given"),
             )
             continue
-        box = mask_box(mask)
         if box is None:
             problems.at(file, number, "ROI mask file path", f"{mask_path} is empty")
             continue
         roi.update(shape="mask", mask_path=str(mask_path), x_min=box[0], y_min=box[1], x_max=box[2], y_max=box[3])
+
+
+def _roi_mask(relpaths, image_root: Path, height: int, width: int) -> tuple[Path | None, Box | None, list[str]]:
+    """(the first of `relpaths` that is a mask on the image's height x width grid, its bounding box
+    or None when empty, why each earlier path was not)."""
+    reasons = []
+    for relpath in relpaths:
+        candidate = image_root / relpath
+        try:
+            pixels = read_image(candidate).pixels
+        except ImageReadError as exc:
+            reasons.append(str(exc))
+            continue
+        if pixels.shape == (height, width):
+            return candidate, mask_box(pixels), reasons
+        reasons.append(f"{candidate}: {pixels.shape[1]} x {pixels.shape[0]} pixels, not the image's grid")
+    return None, None, reasons

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import IngestError
+from ..errors import ImageReadError, IngestError
 from ..imageio import ImageData, read_image
+from ..parallel import ordered_map
 from ..tables import table_schema
 
 HASH_CHUNK_BYTES = 1 << 20
@@ -101,6 +102,27 @@ def inspect_image(path: Path) -> tuple[ImageFacts, ImageData]:
         pixel_spacing_mm=data.pixel_spacing_mm,
     )
     return facts, data
+
+
+def _facts_or_reason(path: Path) -> ImageFacts | tuple[str, str]:
+    # an ImageReadError does not survive pickling (its message is its only argument): send its parts
+    try:
+        return inspect_image(path)[0]
+    except ImageReadError as error:
+        return error.path, error.reason
+
+
+def inspect_images(paths, workers: int = 1) -> dict[Path, ImageFacts | ImageReadError]:
+    """`inspect_image`'s facts of each file, or the `ImageReadError` reading it raised, by path.
+
+    workers : processes reading and hashing the files side by side (the result does not
+    depend on it); only the facts come back, not the pixels.
+    """
+    paths = list(dict.fromkeys(Path(p) for p in paths))
+    results = ordered_map(_facts_or_reason, paths, workers)
+    return {
+        path: ImageReadError(*result) if isinstance(result, tuple) else result for path, result in zip(paths, results)
+    }
 
 
 Box = tuple[int, int, int, int]

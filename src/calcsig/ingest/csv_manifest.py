@@ -16,7 +16,7 @@ from ..imageio import ImageReadError
 from ..truthlabels import truth_problem
 from .common import (
     Problems,
-    inspect_image,
+    inspect_images,
     missing_columns,
     read_csv_cells,
     spreadsheet_row,
@@ -64,11 +64,12 @@ def source_files(path: Path | None, params: dict) -> list[Path]:
     return [path, *sorted(f for f in named if f.is_file())]
 
 
-def ingest_csv(path: Path | None, params: dict, out_dir: Path) -> dict:
+def ingest_csv(path: Path | None, params: dict, out_dir: Path, workers: int = 1) -> dict:
     """Corpus tables of the CSV manifest at `path`.
 
     params (corpus.csv): pixel_spacing_mm (used for images whose manifest row
     and file give none), site (for rows with an empty site). `out_dir` is unused.
+    workers : processes reading and hashing the images.
     """
     where = f"CSV manifest {path}"
     problems = Problems()
@@ -89,7 +90,7 @@ def ingest_csv(path: Path | None, params: dict, out_dir: Path) -> dict:
 
     cells = frame.to_dict("records")
     rows = [TableRow(row_cells, path.name, spreadsheet_row(i), problems) for i, row_cells in enumerate(cells)]
-    images = _images(rows, path.parent, params, problems)
+    images = _images(rows, path.parent, params, problems, workers)
     rois = roi_records([(row, row.text("image_id")) for row in rows], images, path.parent, SOURCE, problems)
     problems.raise_if_any(where)
     images_frame = table_frame(list(images.values()), "images")
@@ -129,8 +130,9 @@ def _image_record(row: TableRow, params: dict) -> dict:
     }
 
 
-def _images(rows: list[TableRow], folder: Path, params: dict, problems: Problems) -> dict[str, dict]:
-    """One record per image_id, checked for agreement across its rows and read from disk."""
+def _images(rows: list[TableRow], folder: Path, params: dict, problems: Problems, workers: int = 1) -> dict[str, dict]:
+    """One record per image_id, checked for agreement across its rows and read from disk
+    (by `workers` processes)."""
     records: dict[str, dict] = {}
     numbers: dict[str, list[int]] = {}
     for row in rows:
@@ -150,16 +152,16 @@ def _images(rows: list[TableRow], folder: Path, params: dict, problems: Problems
                     f"{numbers[record['image_id']][0]}",
                 )
 
+    inspected = inspect_images([folder / r["image_path"] for r in records.values() if r["image_path"]], workers)
     for image_id, record in records.items():
         rows_text = ", ".join(str(n) for n in numbers[image_id])
         file = folder / record.pop("image_path") if record["image_path"] else None
         record.update(source=SOURCE, has_pixels=False)
         if file is None:
             continue
-        try:
-            facts, _ = inspect_image(file)
-        except ImageReadError as exc:
-            problems.add(f"{rows[0].file} row(s) {rows_text}, column 'image_path': {exc}")
+        facts = inspected[file]
+        if isinstance(facts, ImageReadError):
+            problems.add(f"{rows[0].file} row(s) {rows_text}, column 'image_path': {facts}")
             continue
         spacing = record["pixel_spacing_mm"] or facts.pixel_spacing_mm or params.get("pixel_spacing_mm")
         if spacing is None:

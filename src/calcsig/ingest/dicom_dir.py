@@ -39,8 +39,9 @@ from ..errors import ImageReadError
 from ..truthlabels import truth_problem
 from .common import (
     SKIPPED_COLUMNS,
+    ImageFacts,
     Problems,
-    inspect_image,
+    inspect_images,
     missing_columns,
     read_csv_cells,
     spreadsheet_row,
@@ -126,7 +127,7 @@ def source_files(path: str | Path, params: dict) -> list[Path]:
     return sorted(set(files))
 
 
-def ingest_dicom_dir(path: Path | None, params: dict, out_dir: Path) -> dict:
+def ingest_dicom_dir(path: Path | None, params: dict, out_dir: Path, workers: int = 1) -> dict:
     """Corpus tables of the folder of DICOM files at `path`, plus the table of files skipped.
 
     params (corpus.dicom_dir): labels (label table CSV or None), presentation_intent
@@ -134,7 +135,8 @@ def ingest_dicom_dir(path: Path | None, params: dict, out_dir: Path) -> dict:
     unlabelled (normal: keep images without a label row as images without a
     finding; skip: leave them out), pixel_spacing_mm (for images that give
     none, or None). `out_dir` is unused. Returns images, rois, subjects and
-    skipped (columns path, reason) DataFrames.
+    skipped (columns path, reason) DataFrames. workers : processes decoding and
+    hashing the kept images.
     """
     where = f"DICOM folder {path}"
     problems = Problems()
@@ -170,8 +172,9 @@ def ingest_dicom_dir(path: Path | None, params: dict, out_dir: Path) -> dict:
             f"among {len(entries)} DICOM file(s); skipped: "
             + "; ".join(f"{n} x {reason}" for reason, n in sorted(reasons.items(), key=lambda item: -item[1]))
         )
+    inspected = inspect_images([entry.path for entry in kept], workers)
     for entry in kept:
-        _read_pixels(entry, problems)
+        _read_pixels(entry, inspected[Path(entry.path)], problems)
     images = {e.image["image_id"]: e.image for e in kept}
     _check_truth_masks(label_rows, images, labels_folder)
     rois = roi_records(label_rows, images, labels_folder, SOURCE, problems)
@@ -501,12 +504,10 @@ def _check_truth_masks(rows: list[tuple[TableRow, str | None]], images: dict, fo
         image["truth_mask_path"] = str(truth)
 
 
-def _read_pixels(entry: _Entry, problems: Problems) -> None:
-    """Decode a kept image; record its hash, size and bits."""
-    try:
-        facts, data = inspect_image(entry.path)
-    except ImageReadError as exc:
-        problems.add(f"{entry.relative}: {exc.reason}")
+def _read_pixels(entry: _Entry, facts: ImageFacts | ImageReadError, problems: Problems) -> None:
+    """Record a kept image's hash, size and bits (`facts`, from decoding it) or why it could not be read."""
+    if isinstance(facts, ImageReadError):
+        problems.add(f"{entry.relative}: {facts.reason}")
         return
     entry.image.update(sha256=facts.sha256, has_pixels=True, height=facts.height, width=facts.width, bits=facts.bits)
     for key in [k for k in entry.image if k.startswith("_")]:

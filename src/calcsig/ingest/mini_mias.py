@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..imageio import ImageReadError
-from .common import Problems, circle_box, inspect_image, subjects_table, table_frame
+from .common import Problems, circle_box, inspect_images, subjects_table, table_frame
 
 SOURCE = "mini_mias"
 IMAGE_SUFFIXES = (".png", ".pgm", ".PNG", ".PGM")
@@ -125,12 +125,12 @@ def source_files(path: Path | None, params: dict) -> list[Path]:
     return sorted([info, *images] if info.is_file() else images)
 
 
-def ingest_mini_mias(path: Path | None, params: dict, out_dir: Path) -> dict:
+def ingest_mini_mias(path: Path | None, params: dict, out_dir: Path, workers: int = 1) -> dict:
     """Corpus tables of a mini-MIAS directory (Info.txt + mdbNNN.png/.pgm).
 
     params (corpus.mini_mias): info_file (name of the truth file in `path`),
     pixel_spacing_mm (the database's pixel edge, 0.2 mm). `out_dir` is unused:
-    nothing is converted.
+    nothing is converted. workers : processes reading and hashing the films.
     """
     where = f"mini-MIAS source {path}"
     problems = Problems()
@@ -150,6 +150,8 @@ def ingest_mini_mias(path: Path | None, params: dict, out_dir: Path) -> dict:
     for row in truth:
         by_image.setdefault(row.reference, []).append(row)
 
+    image_paths = {reference: _image_file(directory, reference) for reference in by_image}
+    inspected = inspect_images([p for p in image_paths.values() if p is not None], workers)
     images, rois = [], []
     for reference, rows in sorted(by_image.items(), key=lambda item: _film_number(item[0])):
         lines = f"line {rows[0].line}" if len(rows) == 1 else "lines " + ", ".join(str(r.line) for r in rows)
@@ -157,7 +159,7 @@ def ingest_mini_mias(path: Path | None, params: dict, out_dir: Path) -> dict:
             problems.at(info_path.name, lines, "tissue", f"{reference} has conflicting tissue classes")
         if any(r.abnormality_class == "NORM" for r in rows) and len(rows) > 1:
             problems.at(info_path.name, lines, "class", f"{reference} is listed both as NORM and with findings")
-        image_path = _image_file(directory, reference)
+        image_path = image_paths[reference]
         if image_path is None:
             problems.at(
                 info_path.name,
@@ -166,10 +168,9 @@ def ingest_mini_mias(path: Path | None, params: dict, out_dir: Path) -> dict:
                 f"image {reference} not found in {directory} (looked for {reference}.png / .pgm)",
             )
             continue
-        try:
-            facts, _ = inspect_image(image_path)
-        except ImageReadError as exc:
-            problems.at(info_path.name, lines, None, f"image {reference}: {exc}")
+        facts = inspected[image_path]
+        if isinstance(facts, ImageReadError):
+            problems.at(info_path.name, lines, None, f"image {reference}: {facts}")
             continue
         number = _film_number(reference)
         images.append(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import inspect
 import logging
 from pathlib import Path
 
@@ -47,8 +46,8 @@ def build_corpus(
 ) -> dict:
     """Ingest `source` into validated tables written to `outputs` (keys images, rois, subjects).
 
-    workers : processes for an adapter that spreads its images over them (one taking a
-    `workers` argument: the synthetic corpus renders its views side by side); the
+    workers : processes the adapter spreads its images over (the synthetic corpus renders
+    its views side by side; the others read and hash their files side by side); the
     outputs do not depend on it.
 
     When `outputs` has a key skipped, the files the adapter left out are
@@ -56,9 +55,7 @@ def build_corpus(
     adapter skips nothing or does not report skips). Nothing is written unless
     all three tables pass validation.
     """
-    ingest = adapter(source)
-    extra = {"workers": workers} if "workers" in inspect.signature(ingest).parameters else {}
-    result = ingest(Path(path) if path else None, params, Path(out_dir), **extra)
+    result = adapter(source)(Path(path) if path else None, params, Path(out_dir), workers=workers)
     where = f"corpus source {source}" + (f" at {path}" if path else "")
     tables = validate_corpus(result["images"], result["rois"], result["subjects"], where)
     skipped = result.get("skipped")
