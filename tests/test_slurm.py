@@ -143,9 +143,8 @@ def snakemake_job(output: str, slurm_job: str) -> str:
     return next(m.group(1) for m in SUBMITTED.finditer(output) if m.group(2) == slurm_job)
 
 
-def accounting(name: str) -> list[dict]:
+def accounting(name: str, fields=("JobIDRaw", "State", "Account", "End")) -> list[dict]:
     """sacct's records (job allocations only) of the jobs named `name`, the plugin's run ID."""
-    fields = ["JobIDRaw", "State", "Account", "End"]
     out = subprocess.run(
         ["sacct", "-X", "-n", "-P", "--name", name, "-S", "now-1days", "-o", ",".join(fields)],
         capture_output=True,
@@ -298,6 +297,35 @@ def test_every_job_of_a_profile_run_goes_through_sbatch_under_the_given_account(
         text = log.read_text()
         assert "Finished jobid" in text or "1 of 1 steps (100%) done" in text, log
         assert "--cores all" in text and "--cores 2" not in text, f"{log} ran with the local profile's cores"
+
+
+JOB_PLAN = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):\n(.*?)\n\s*Shell command", re.M | re.S)
+
+
+def planned_jobs(output: str) -> dict[str, tuple[str, int]]:
+    """Snakemake job id -> (rule, threads) from the job descriptions snakemake prints (`threads:` only above 1)."""
+    jobs = {}
+    for rule, body in JOB_PLAN.findall(output):
+        jobid = re.search(r"^\s*jobid: (\d+)$", body, re.M)
+        threads = re.search(r"^\s*threads: (\d+)$", body, re.M)
+        if jobid:
+            jobs[jobid.group(1)] = (rule, int(threads.group(1)) if threads else 1)
+    return jobs
+
+
+def test_the_jobs_that_see_the_whole_corpus_get_a_nodes_cores_and_the_others_one(runs):
+    output = runs["output"]
+    planned = planned_jobs(output)
+    requested = {r["JobIDRaw"]: int(r["ReqCPUS"]) for r in accounting(run_id(output), ("JobIDRaw", "ReqCPUS"))}
+    by_rule: dict[str, set] = {}
+    for slurm_job in submissions(output):
+        rule, threads = planned[snakemake_job(output, slurm_job)]
+        by_rule.setdefault(rule, set()).add((threads, requested[slurm_job]))
+    # NODE_CORES is 2 without CALCSIG_NODE_CORES (README); Slurm is asked for as many CPUs as threads
+    for rule in ("partition", "train_selector", "evaluate_segmentation", "gather_features"):
+        assert by_rule[rule] == {(2, 2)}, (rule, by_rule)
+    for rule in ("segment", "masks", "features", "model_fold"):
+        assert by_rule[rule] == {(1, 1)}, (rule, by_rule)
 
 
 def test_a_profile_run_gives_the_same_bytes_as_a_local_run(runs):

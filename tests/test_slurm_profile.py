@@ -105,8 +105,9 @@ def test_a_cluster_dry_run_uses_the_slurm_profile(tmp_path):
     assert re.search(r"mem_mb=\d+", corpus_job) and re.search(r"runtime=\d+", corpus_job), corpus_job
 
 
-def cluster_dry_run(workdir: Path, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SBATCH_", "SNAKEMAKE_"))}
+def cluster_dry_run(workdir: Path, *args: str, environment: dict | None = None) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SBATCH_", "SNAKEMAKE_", "CALCSIG_"))}
+    env.update(environment or {})
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--profile", str(PROFILE.parent)]
         + ["--configfile", "tiny.yaml", "-n", *args],
@@ -135,3 +136,27 @@ def test_every_cluster_job_asks_for_its_measured_size_and_checks_run_locally(fin
         resources = re.search(r"resources: (.*)", body).group(1)
         assert re.search(r"\bmem_mb=\d+", resources) and re.search(r"\bruntime=\d+", resources), (rule, resources)
         assert not indent, f"{rule} was planned inside a group job"
+
+
+def planned_threads(output: str) -> dict[str, int]:
+    """Rule -> threads of its jobs in a dry run's plan (snakemake prints `threads:` only above 1)."""
+    jobs = re.findall(r"^( *)(local)?(?:rule|checkpoint) (\w+):\n(.*?)\n\1Shell command", output, re.M | re.S)
+    found = {}
+    for _, _, rule, body in jobs:
+        threads = re.search(r"^\s*threads: (\d+)$", body, re.M)
+        found[rule] = int(threads.group(1)) if threads else 1
+    return found
+
+
+@pytest.mark.parametrize("node_cores", [None, "8"])
+def test_calcsig_node_cores_gives_each_whole_corpus_job_a_nodes_cores(finished_tiny_run, node_cores):
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason='the SLURM plugin is not installed (".[slurm]")')
+    environment = {} if node_cores is None else {"CALCSIG_NODE_CORES": node_cores}
+    # a dry run caps threads at --cores (1 unless given); a cluster run has no such cap (test_slurm.py)
+    replan = ("--forcerun", "partition", "--cores", "64")
+    threads = planned_threads(cluster_dry_run(finished_tiny_run, *replan, environment=environment))
+    expected = int(node_cores or 2)  # README: 2 by default, which any node has
+    for rule in ("partition", "train_selector", "evaluate_segmentation", "gather_features"):
+        assert threads[rule] == expected, (rule, threads)
+    for rule in ("masks", "features", "model_fold"):
+        assert threads[rule] == 1, (rule, threads)
