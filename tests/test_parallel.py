@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -105,3 +107,38 @@ def test_the_selector_and_its_out_of_fold_scores_do_not_depend_on_the_workers():
     assert np.array_equal(serial.score_candidates(probe), parallel.score_candidates(probe))
     assert all(np.array_equal(a, b) for a, b in zip(serial_scores, parallel_scores))
     assert all(s is not None for s in serial_scores)
+
+
+def test_workers_end_even_when_the_parent_ignores_sigterm():
+    """Snakemake's scheduler leaves a SIGTERM handler in any process that ran a workflow in-process,
+    and a handler that does not exit (here: one that blocks) must not reach the forked workers, or
+    the pool's shutdown waits for them forever."""
+    script = (
+        "import signal, time\n"
+        "from calcsig.parallel import ordered_map\n"
+        "signal.signal(signal.SIGTERM, lambda *_: time.sleep(3600))\n"
+        "print(ordered_map(abs, range(-5, 5), workers=2))\n"
+        "print(ordered_map(abs, [-1, -2], workers=2))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[5, 4, 3, 2, 1, 0, 1, 2, 3, 4]", "[1, 2]"]
+
+
+def test_a_failing_item_ends_its_workers_when_the_parent_ignores_sigterm():
+    script = (
+        "import signal, time\n"
+        "from calcsig.parallel import ordered_map\n"
+        "signal.signal(signal.SIGTERM, lambda *_: time.sleep(3600))\n"
+        "def fail_on_three(x):\n"
+        "    if x == 3:\n"
+        "        raise ValueError('item 3 is bad')\n"
+        "    return x\n"
+        "try:\n"
+        "    ordered_map(fail_on_three, range(8), workers=2)\n"
+        "except ValueError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "item 3 is bad"

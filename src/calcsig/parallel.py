@@ -16,6 +16,7 @@ that numerical libraries give the same results whatever the cores.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
@@ -33,9 +34,13 @@ def _run(index: int):
     return function(items[index])
 
 
-def _single_threaded() -> None:
+def _start_worker() -> None:
+    # a forked worker inherits its parent's signal handlers; a SIGTERM handler that does not exit
+    # (Snakemake's scheduler installs one in any process that ran a workflow in-process) would
+    # keep the worker alive when the pool is terminated, and the pool's join would wait forever
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # kept for the worker's lifetime: threadpool_limits undoes itself only when used as a context
-    _single_threaded.limits = threadpool_limits(1)  # type: ignore[attr-defined]
+    _start_worker.limits = threadpool_limits(1)  # type: ignore[attr-defined]
 
 
 def ordered_map(function: Callable[[Item], Result], items: Iterable[Item], workers: int = 1) -> list[Result]:
@@ -56,8 +61,12 @@ def ordered_map(function: Callable[[Item], Result], items: Iterable[Item], worke
     _WORK = (function, items)
     try:
         context = multiprocessing.get_context("fork")
-        with context.Pool(workers, initializer=_single_threaded) as pool:
+        with context.Pool(workers, initializer=_start_worker) as pool:
             # chunks of one keep a slow image from holding up a whole chunk of others
-            return list(pool.imap(_run, range(len(items)), chunksize=1))
+            results = list(pool.imap(_run, range(len(items)), chunksize=1))
+            # let the workers finish on their own; leaving the block terminates them only after an error
+            pool.close()
+            pool.join()
+            return results
     finally:
         _WORK = None
